@@ -11,8 +11,8 @@ from traitbench.errors import TraitbenchError
 from traitbench.models import converted_dir, load
 from traitbench.student import StudentConfig, build_sft_rows
 from traitbench.student.data import CompletionCollator, tokenize_sft_rows
-from traitbench.student.distill import completion_kl, completion_loss, completion_window
-from traitbench.student.train import load_student, train_student
+from traitbench.student.distill import completion_kl, completion_logits, completion_loss, completion_window
+from traitbench.student.train import load_student, train_student, use_fast_cpu_path
 from traitbench.teacher.context import render_prompt
 
 torch.set_num_threads(1)
@@ -110,15 +110,31 @@ def test_completion_kl_matches_hand_computation():
     assert completion_kl(s, s).item() == pytest.approx(0.0, abs=1e-6)
 
 
-def test_completion_loss_uses_only_completion_positions():
+def test_completion_logits_select_only_completion_positions():
+    """The head sees only the positions that predict completion tokens; the loss is their cross-entropy."""
     labels = torch.tensor([[-100, -100, -100, 5, 6], [-100, -100, -100, -100, 7]])
-    window = completion_window(labels)
-    assert window == 3
-    logits = torch.randn(2, window, 9)
-    total, count = completion_loss(logits, labels)
-    want = (torch.nn.functional.cross_entropy(logits[0, :2], torch.tensor([5, 6]), reduction="sum")
-            + torch.nn.functional.cross_entropy(logits[1, 1:2], torch.tensor([7]), reduction="sum"))
-    assert count == 3 and total.item() == pytest.approx(want.item(), rel=1e-6)
+    assert completion_window(labels) == 3
+
+    class Head(torch.nn.Module):  # a model whose hidden state at position j is j, so rows can be read back
+        def __init__(self):
+            super().__init__()
+            self.lm_head = torch.nn.Linear(1, 9, bias=False)
+
+        def get_output_embeddings(self):
+            return self.lm_head
+
+        def forward(self, input_ids, use_cache, logits_to_keep):
+            h = torch.arange(input_ids.shape[1], dtype=torch.float)[None, :, None].expand(2, -1, 1)
+            return type("Out", (), {"logits": self.lm_head(h[:, -logits_to_keep:])})()
+
+    model = Head()
+    logits, targets = completion_logits(model, {"input_ids": torch.zeros(2, 5, dtype=torch.long)}, labels)
+    w = model.lm_head.weight[:, 0]
+    # row 0: positions 2, 3 predict 5, 6; row 1: position 3 predicts 7
+    assert torch.allclose(logits, torch.stack([2 * w, 3 * w, 3 * w])) and targets.tolist() == [5, 6, 7]
+    want = torch.nn.functional.cross_entropy(logits, targets, reduction="sum")
+    assert completion_loss(logits, targets).item() == pytest.approx(want.item(), rel=1e-6)
+    assert model.lm_head._traitbench_rows is None  # the selection ends with the call
 
 
 # ------------------------------------------------------------------------------------------------ training
@@ -231,13 +247,14 @@ def test_fast_loss_matches_plain_per_row_loss(name):
     batch = CompletionCollator(lm.tokenizer.pad_token_id)(examples)
     labels = batch.pop("labels")
     with torch.no_grad():
-        logits = lm.model(**batch, logits_to_keep=completion_window(labels)).logits
-        total, count = completion_loss(logits, labels)
-        plain_sum, plain_n = 0.0, 0
+        plain_sum, plain_n = 0.0, 0  # transformers' default attention, one unpadded row at a time
         for e in examples:
             ids = torch.tensor([e["prompt_ids"] + e["completion_ids"]])
             lab = torch.tensor([[-100] * len(e["prompt_ids"]) + e["completion_ids"]])
             plain_sum += lm.model(input_ids=ids, labels=lab).loss.item() * len(e["completion_ids"])
             plain_n += len(e["completion_ids"])
+        use_fast_cpu_path(lm.model, max(e["length"] for e in examples))  # eager attention on a CPU
+        logits, targets = completion_logits(lm.model, batch, labels)
+        total, count = completion_loss(logits, targets), len(targets)
     assert int(count) == plain_n
     assert (total / count).item() == pytest.approx(plain_sum / plain_n, rel=1e-4)

@@ -192,7 +192,7 @@ def bench_trainer(name: str, cfg: BenchConfig, peaks: dict, device: str, tmp: Pa
 
     from traitbench.student.config import ALL_LINEAR, StudentConfig
     from traitbench.student.data import CompletionCollator, build_sft_rows, tokenize_sft_rows
-    from traitbench.student.train import CompletionTrainer, _sft_config, lora_targets, weights_dtype
+    from traitbench.student.train import CompletionTrainer, _sft_config, lora_targets, use_fast_cpu_path, weights_dtype
 
     steps = cfg.train_steps + 1
     rows = _train_rows(cfg.train_batch_size * steps)
@@ -207,6 +207,7 @@ def bench_trainer(name: str, cfg: BenchConfig, peaks: dict, device: str, tmp: Pa
         tokens_per_row = sum(e["length"] for e in examples) / len(examples)
         timer = _StepTimer(device)
         if ours:
+            use_fast_cpu_path(lm.model, max(e["length"] for e in examples))
             scfg = StudentConfig(max_steps=steps, batch_size=cfg.train_batch_size, warmup_steps=0, dtype=cfg.dtype)
             args = _sft_config(scfg, tmp / trainer_name, models.resolve_dtype(cfg.dtype))
             trainer = CompletionTrainer(model=lm.model, args=args,

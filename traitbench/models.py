@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -234,17 +235,43 @@ class LoadedModel:
         contiguous_head(self.model)
 
 
+def _output_head(model):
+    model = getattr(model, "module", model)  # DDP-wrapped
+    return model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+
+
 def contiguous_head(model):
     """Make the output head's input contiguous (idempotent; returns `model`).
 
     `logits_to_keep` hands the head a non-contiguous [B, W, H] slice; torch then runs a batched matmul that
     copies the whole vocabulary matrix for every row: gigabytes and 25x the time for gemma's 262k head on CPU.
+    Inside `head_rows` the head sees only the selected positions instead.
     """
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    head = _output_head(model)
     if head is not None and not getattr(head, "_traitbench_contiguous", False):
-        head.register_forward_pre_hook(lambda _, args: (args[0].contiguous(),) + tuple(args[1:]))
+        head.register_forward_pre_hook(_head_input)
         head._traitbench_contiguous = True
+        head._traitbench_rows = None
     return model
+
+
+def _head_input(head, args):
+    rows = head._traitbench_rows
+    return (args[0][rows] if rows is not None else args[0].contiguous(),) + tuple(args[1:])
+
+
+@contextmanager
+def head_rows(model, rows):
+    """While active, the head computes logits only at `rows` (a bool mask over the [B, W] positions it is
+    given) and returns them as [n, V]: a training loss needs the vocabulary only where it has targets."""
+    head = _output_head(contiguous_head(model))
+    if head is None:
+        raise TraitbenchError("this model has no output head to select rows of")
+    head._traitbench_rows = rows
+    try:
+        yield
+    finally:
+        head._traitbench_rows = None
 
 
 def resolve_dtype(dtype: str):

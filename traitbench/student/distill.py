@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from traitbench.errors import TraitbenchError
-from traitbench.models import LoadedModel
+from traitbench.models import LoadedModel, head_rows
 
 
 def completion_window(labels: torch.Tensor) -> int:
@@ -28,19 +28,28 @@ def completion_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, te
     return F.kl_div(s, t, log_target=True, reduction="sum") * temperature**2
 
 
-def completion_loss(logits: torch.Tensor, labels: torch.Tensor, teacher_logits: torch.Tensor | None = None,
-                    temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """(summed loss, number of completion tokens) from the last `completion_window(labels)` logits.
+def completion_logits(model, inputs: dict, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits [n, V] at the n positions that predict a completion token, and those n targets.
 
-    `logits` / `teacher_logits`: [B, W, V] for the last W positions; `labels`: [B, T] (-100 off completions).
-    Cross-entropy on the completion tokens, or the KL to the teacher at the positions predicting them.
+    The model runs with `logits_to_keep` = the completion window and its head sees only the n positions
+    (`models.head_rows`): no vocabulary-sized work for prompts or padding, in the forward or the backward.
+    `inputs` may have another prompt width than `labels` (a teacher's own context): completions are
+    right-aligned in both.
     """
-    targets = labels[:, labels.shape[1] - logits.shape[1] + 1:]
-    mask = targets != -100
-    logits = logits[:, :-1][mask]
+    window = completion_window(labels)
+    following = labels[:, labels.shape[1] - window + 1:]
+    rows = F.pad(following != -100, (0, 1))  # the last position predicts nothing here
+    with head_rows(model, rows):
+        logits = model(**inputs, use_cache=False, logits_to_keep=window).logits
+    return logits, following[following != -100]
+
+
+def completion_loss(logits: torch.Tensor, targets: torch.Tensor, teacher_logits: torch.Tensor | None = None,
+                    temperature: float = 1.0) -> torch.Tensor:
+    """Summed loss over the [n, V] completion logits: cross-entropy on `targets`, or KL to the teacher's."""
     if teacher_logits is None:
-        return F.cross_entropy(logits.float(), targets[mask], reduction="sum"), mask.sum()
-    return completion_kl(logits, teacher_logits[:, :-1][mask], temperature), mask.sum()
+        return F.cross_entropy(logits.float(), targets, reduction="sum")
+    return completion_kl(logits, teacher_logits, temperature)
 
 
 def check_same_vocabulary(student: LoadedModel, teacher: LoadedModel) -> None:
