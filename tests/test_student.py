@@ -6,12 +6,13 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from traitbench.errors import TraitbenchError
 from traitbench.models import converted_dir, load
 from traitbench.student import StudentConfig, build_sft_rows
 from traitbench.student.data import CompletionCollator, tokenize_sft_rows
-from traitbench.student.distill import completion_kl, completion_logits, completion_loss, completion_window
+from traitbench.student.distill import ChunkedCrossEntropy, completion_kl, completion_logits, completion_loss, completion_window
 from traitbench.student.train import load_student, train_student, use_fast_cpu_path
 from traitbench.teacher.context import render_prompt
 
@@ -258,3 +259,21 @@ def test_fast_loss_matches_plain_per_row_loss(name):
         total, count = completion_loss(logits, targets), len(targets)
     assert int(count) == plain_n
     assert (total / count).item() == pytest.approx(plain_sum / plain_n, rel=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_chunked_cross_entropy_matches_torch(dtype):
+    """Loss and gradient equal torch's fp32 cross-entropy, across chunk boundaries and with a scaled upstream."""
+    torch.manual_seed(0)
+    logits = (torch.randn(70, 300) * 4).to(dtype)
+    targets = torch.randint(0, 300, (70,))
+    mine = logits.clone().requires_grad_()
+    plain = logits.clone().requires_grad_()
+    loss = ChunkedCrossEntropy.apply(mine, targets)
+    want = F.cross_entropy(plain.float(), targets, reduction="sum")
+    (loss * 0.5).backward()
+    (want * 0.5).backward()
+    assert loss.item() == pytest.approx(want.item(), rel=1e-5)
+    assert mine.grad.dtype == dtype
+    tol = 1e-6 if dtype == torch.float32 else 1e-2
+    assert torch.allclose(mine.grad.float(), plain.grad.float(), atol=tol)

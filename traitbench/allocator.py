@@ -17,13 +17,13 @@ _done = False
 
 
 def keep_freed_memory() -> bool:
-    """Once per process, on glibc: allocate from the heap only and never trim it. True if it took effect."""
+    """Once per process, on glibc: allocate from the heap only and never trim it (-1: off). True if it took effect."""
     global _done
     if _done or not sys.platform.startswith("linux"):
         return _done
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        _done = bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
+        _done = bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, -1))
     except (OSError, AttributeError):  # not glibc
         _done = False
     return _done

@@ -48,8 +48,37 @@ def completion_loss(logits: torch.Tensor, targets: torch.Tensor, teacher_logits:
                     temperature: float = 1.0) -> torch.Tensor:
     """Summed loss over the [n, V] completion logits: cross-entropy on `targets`, or KL to the teacher's."""
     if teacher_logits is None:
-        return F.cross_entropy(logits.float(), targets, reduction="sum")
+        return ChunkedCrossEntropy.apply(logits, targets)
     return completion_kl(logits, teacher_logits, temperature)
+
+
+class ChunkedCrossEntropy(torch.autograd.Function):
+    """Summed cross-entropy of [n, V] logits, in fp32 a few rows at a time; the gradient in the logits' dtype.
+
+    Equal to `F.cross_entropy(logits.float(), targets, reduction="sum")` without its full-size fp32 copies of
+    the logits, log-probabilities and gradient: with gemma's 262k vocabulary the plain version's backward alone
+    took 0.84 s of a 5 s LoRA step on this CPU.
+    """
+
+    ROWS = 32
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        lse = torch.cat([torch.logsumexp(c.float(), -1) for c in logits.split(ChunkedCrossEntropy.ROWS)]) \
+            if len(logits) else logits.new_zeros(0, dtype=torch.float)
+        ctx.save_for_backward(logits, targets, lse)
+        return (lse - logits.gather(1, targets[:, None])[:, 0].float()).sum()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        logits, targets, lse = ctx.saved_tensors
+        out = torch.empty_like(logits)
+        for i in range(0, len(logits), ChunkedCrossEntropy.ROWS):
+            rows = slice(i, i + ChunkedCrossEntropy.ROWS)
+            p = (logits[rows].float() - lse[rows, None]).exp_()
+            p[torch.arange(len(p)), targets[rows]] -= 1
+            out[rows] = p.mul_(grad)
+        return out, None
 
 
 def check_same_vocabulary(student: LoadedModel, teacher: LoadedModel) -> None:
