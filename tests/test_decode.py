@@ -17,15 +17,17 @@ ARCHS = ["tiny-llama", "tiny-gemma3", "tiny-qwen2"]
 
 def _texts(lm, n=5, seed=1):
     prompts = number_prompts(n, seed=seed)
-    prompts[-1] += " Please."  # rows of different lengths: pads sit between prefix and suffix
+    prompts[-1] += " Please."  # rows of different lengths: pads follow the shorter suffixes
     return [render_prompt(lm, "A long shared system prompt for the test.", p, demonstrations(2)) for p in prompts]
 
 
 @pytest.mark.parametrize("name", ARCHS)
 @pytest.mark.parametrize("compact_at", [0.0, 0.99])
-def test_step_logits_match_full_forward(name, compact_at, monkeypatch):
+@pytest.mark.parametrize("flash_prefill", [True, False])
+def test_step_logits_match_full_forward(name, compact_at, flash_prefill, monkeypatch):
     """Every step's logits equal a plain forward pass over prompt + tokens so far (fp32), also after rows
-    left the batch (compaction)."""
+    left the batch (compaction), with the CPU's split flash prefill and with the masked one (CUDA's)."""
+    monkeypatch.setattr(D, "FLASH_PREFILL", flash_prefill)
     lm = models.load(name, dtype="float32", seed=2)
     texts = _texts(lm, n=6)
     seen = []
@@ -55,6 +57,18 @@ def test_greedy_matches_transformers_generate(name):
     fast = [s.text for s in generate(lm, texts, greedy, seed=0)]
     one_by_one = [hf_generate(lm, [t], greedy, seed=0)[0] for t in texts]
     assert fast == one_by_one
+
+
+def test_sample_categorical_follows_probabilities():
+    """Inverse-CDF draws hit each token at its probability (chi-square) and never a zero-probability one."""
+    probs = torch.tensor([0.0, 0.5, 0.0, 0.2, 0.3, 0.0])
+    n = 20000
+    draws = D.sample_categorical(probs.expand(n, -1), torch.Generator().manual_seed(0))
+    counts = torch.bincount(draws, minlength=6).float()
+    assert counts[probs == 0].sum() == 0
+    support = probs > 0
+    chi2 = float(((counts[support] - n * probs[support]) ** 2 / (n * probs[support])).sum())
+    assert chi2 < 13.8  # 99.9% quantile of chi-square with 2 degrees of freedom
 
 
 def test_sampling_distribution_matches_softmax():
