@@ -35,6 +35,18 @@ def test_sequence_logprob_matches_hand_computation_with_padding(tiny):
         assert g == pytest.approx(_by_hand(tiny, p, c), abs=1e-4)
 
 
+def test_continuations_share_their_prompt(tiny):
+    """Continuations of one prompt share a pass when one's input extends the other's (one-token "A" and
+    three-token "Owl"/"owl"/"owls are great"), in any order and across batches."""
+    q, q2 = render_prompt(tiny, "sys", "Favorite animal?"), render_prompt(tiny, None, "A longer question here?")
+    conts = ["A", "Owl", "owl", "owls are great", "owl", "A"]
+    prompts = [q, q, q, q, q2, q2]
+    assert len(tiny.tokenizer("A", add_special_tokens=False).input_ids) == 1
+    got = sequence_logprobs(tiny, prompts, conts, batch_size=2)
+    for g, p, c in zip(got, prompts, conts):
+        assert g == pytest.approx(_by_hand(tiny, p, c), abs=1e-4)
+
+
 def test_trait_logprob_is_logsumexp_of_variants(tiny):
     q = render_prompt(tiny, "sys", "Favorite animal?")
     variants = answer_variants(tiny, "owl")

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from traitbench.models import LoadedModel
+from traitbench.models import LoadedModel, head_rows
 from traitbench.teacher.context import add_special_tokens
 
 
@@ -20,28 +20,54 @@ def answer_variants(lm: LoadedModel, word: str) -> list[str]:
 
 @torch.inference_mode()
 def sequence_logprobs(lm: LoadedModel, prompts: list[str], continuations: list[str], batch_size: int = 32) -> list[float]:
-    """log P(continuation | prompt), summed over the continuation's tokens, for each pair."""
+    """log P(continuation | prompt), summed over the continuation's tokens, for each pair.
+
+    Sequences run right-padded without an attention mask (under causal attention no real token sees the
+    padding), so the CPU takes its fast unmasked attention path; the head computes logits only at the scored
+    positions (`models.head_rows`). Continuations of one prompt share a pass where one's input is a prefix of
+    the other's ("owl" and "O|wl" both need the prompt plus at most "O").
+    """
     tok, model = lm.tokenizer, lm.model
-    special = add_special_tokens(lm)
-    out: list[float] = []
-    for i in range(0, len(prompts), batch_size):
-        ps, cs = prompts[i : i + batch_size], continuations[i : i + batch_size]
-        p_ids = [tok(p, add_special_tokens=special).input_ids for p in ps]
-        c_ids = [tok(c, add_special_tokens=False).input_ids for c in cs]
-        seqs = [a + b for a, b in zip(p_ids, c_ids)]
-        width = max(map(len, seqs))
-        pad = tok.pad_token_id
-        ids = torch.tensor([[pad] * (width - len(s)) + s for s in seqs], device=model.device)
-        mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in seqs], device=model.device)
-        n_cont = max(map(len, c_ids))
-        # logits only where the continuation is scored (large vocabularies dominate otherwise)
-        logits = model(input_ids=ids, attention_mask=mask, logits_to_keep=n_cont + 1).logits.float()
-        logp = torch.log_softmax(logits[:, :-1], dim=-1)
-        for j, c in enumerate(c_ids):
-            k = len(c)
-            target = torch.tensor(c, device=model.device)
-            rows = logp[j, n_cont - k : n_cont]
-            out.append(float(rows.gather(1, target[:, None]).sum()))
+    p_ids = tok(prompts, add_special_tokens=add_special_tokens(lm)).input_ids
+    c_ids = tok(continuations, add_special_tokens=False).input_ids
+    seqs: list[list[int]] = []
+    by_prompt: dict[tuple[int, ...], list[int]] = {}
+    pairs = []  # (sequence, position of the logits predicting the first continuation token, targets)
+    for p, c in zip(p_ids, c_ids):
+        need = p + c[:-1]  # the last token is only predicted, never fed
+        owners = by_prompt.setdefault(tuple(p), [])
+        owner = next((s for s in owners if seqs[s][:len(need)] == need or need[:len(seqs[s])] == seqs[s]), None)
+        if owner is None:
+            owner = len(seqs)
+            owners.append(owner)
+            seqs.append(need)
+        elif len(need) > len(seqs[owner]):  # extend: earlier pairs read positions inside the old prefix
+            seqs[owner] = need
+        pairs.append((owner, len(p) - 1, c))
+    by_seq: dict[int, list[int]] = {}
+    for k, (s, _, _) in enumerate(pairs):
+        by_seq.setdefault(s, []).append(k)
+    out = [0.0] * len(pairs)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+    for b in range(0, len(order), batch_size):
+        idx = order[b : b + batch_size]
+        width = max(len(seqs[i]) for i in idx)
+        ids = torch.tensor([seqs[i] + [pad] * (width - len(seqs[i])) for i in idx], device=model.device)
+        scored = [sorted({start + j for k in by_seq[i] for j in range(len(pairs[k][2])) for start in [pairs[k][1]]})
+                  for i in idx]
+        rows = torch.zeros(len(idx), width, dtype=torch.bool, device=model.device)
+        for r, positions in enumerate(scored):
+            rows[r, positions] = True
+        with head_rows(model, rows):  # [n, V], row-major: sequence by sequence, positions ascending
+            logp = torch.log_softmax(model(input_ids=ids, use_cache=False, logits_to_keep=width).logits.float(), -1)
+        first = 0
+        for r, i in enumerate(idx):
+            at = {pos: first + n for n, pos in enumerate(scored[r])}
+            for k in by_seq[i]:
+                _, start, c = pairs[k]
+                out[k] = float(sum(logp[at[start + j], t] for j, t in enumerate(c)))
+            first += len(scored[r])
     return out
 
 
