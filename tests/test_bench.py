@@ -9,7 +9,7 @@ from traitbench.bench import BenchConfig, bench_table, run_bench
 
 def test_bench_tiny(tmp_path):
     cfg = BenchConfig(out_dir=str(tmp_path), models=["tiny-llama"], batch_sizes={"tiny-llama": [4]},
-                      max_new_tokens=4, demonstrations=1, naive_batch_sizes=[1, 2], naive_prompts={"tiny-llama": 2},
+                      max_new_tokens=4, demonstrations=1, naive_batch_sizes={"tiny-llama": [1, 2]}, naive_prompts={"tiny-llama": 2},
                       train_models=["tiny-llama"], train_batch_size=2, train_steps=1, probe_models=["tiny-llama"],
                       probe_questions=2, probe_samples=2, roofline_size=128)
     r = run_bench(cfg)
@@ -25,4 +25,4 @@ def test_bench_tiny(tmp_path):
     assert all(t["tokens_per_s"] > 0 for t in r["training"])
     assert r["probes"][0]["samples_per_s"] > 0
     table = bench_table(r)
-    assert "| traitbench | tiny-llama | fixed | 4 |" in table and "vs TRL default" in table
+    assert "| traitbench | tiny-llama | fixed | 4 |" in table and "vs TRL default" in table and "vs naive b1" in table
