@@ -92,6 +92,8 @@ def test_tiny_run_writes_summary_and_plot(tmp_path, capsys):
     assert on_disk["config"] == AuxLogitConfig.model_validate(on_disk["config"]).model_dump()
     assert summary["teacher"] == on_disk["teacher"]
     assert "cross_init" in capsys.readouterr().out
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["config"]["n_models"] == 2 and manifest["stages"]["aux_logit"]["dataset_hashes"]["sklearn-digits-split"]
 
 
 def test_config_rejects_unknown_keys_and_single_model():

@@ -74,6 +74,10 @@ def test_main_writes_summary_and_plot_in_2d(tmp_path, capsys):
         for metric in ("spread", "tail_mass", "distance", "real_loglik"):
             assert set(rows[-1][metric]) == {"mean", "ci95", "n", "median"} and rows[-1][metric]["n"] == 2
     assert "accumulate" in capsys.readouterr().out
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    stage = manifest["stages"]["collapse_gmm"]
+    assert manifest["config"]["dataset"] == "wine" and len(stage["dataset_hashes"]["wine"]) == 64
+    assert manifest["git"]["sha"] and manifest["libraries"]["scikit-learn"]
 
 
 def test_config_rejects_repeated_regimes():

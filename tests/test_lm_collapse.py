@@ -36,6 +36,9 @@ def test_chain_per_regime_and_summary(tmp_path, capsys):
     assert (tmp_path / "students" / "gen1" / "adapter").is_dir()
     assert len((tmp_path / "samples" / "gen0.jsonl").read_text().splitlines()) == rep[0]["n_rows"]
     assert "accumulate" in capsys.readouterr().out
+    stage = json.loads((tmp_path / "manifest.json").read_text())["stages"]["collapse_lm"]
+    assert set(stage["dataset_hashes"]) == {"gen0.jsonl", "gen1.jsonl", "gen2-replace.jsonl", "gen2-accumulate.jsonl"}
+    assert stage["seed"] == summary["seed"]
 
 
 def test_config_errors():

@@ -56,6 +56,20 @@ def hardware() -> dict:
     return info
 
 
+def array_sha256(*arrays) -> str:
+    """sha256 over the dtypes, shapes and bytes of numpy arrays (in-memory datasets, e.g. scikit-learn's)."""
+    import hashlib
+
+    import numpy as np
+
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
 def update_manifest(run_dir: str | Path, config: dict, stage: str | None = None, stage_info: dict | None = None) -> dict:
     """Create or update `run_dir/manifest.json`; each stage adds its own record (hashes, seeds, timings)."""
     path = Path(run_dir) / "manifest.json"

@@ -32,6 +32,7 @@ from traitbench.config import StrictModel, load_config
 from traitbench.controls import mean_ci95, torch_threads
 from traitbench.errors import TraitbenchError
 from traitbench.io import atomic_write_json
+from traitbench.manifest import array_sha256, update_manifest
 from traitbench.plotting import new_figure, save_fig
 
 N_CLASSES = 10
@@ -249,6 +250,9 @@ def _run(cfg: AuxLogitConfig, out_dir: Path, progress: bool) -> dict:
     }
     atomic_write_json(out_dir / "summary.json", summary)
     plot(summary, out_dir / "aux_logit.png")
+    update_manifest(out_dir, cfg.model_dump(), "aux_logit", {
+        "seed": cfg.seed, "seconds": summary["timings_s"]["total"],
+        "dataset_hashes": {"sklearn-digits-split": array_sha256(xtr, ytr, xte, yte)}})
     return summary
 
 

@@ -36,6 +36,7 @@ from traitbench.config import StrictModel, load_config
 from traitbench.controls import mean_ci95
 from traitbench.errors import TraitbenchError
 from traitbench.io import atomic_write_json
+from traitbench.manifest import array_sha256, update_manifest
 from traitbench.plotting import new_figure, save_fig
 
 Regime = Literal["replace", "accumulate"]
@@ -177,6 +178,8 @@ def run(cfg: GMMCollapseConfig, out_dir: str | Path, progress: bool = True) -> d
     }
     atomic_write_json(out_dir / "summary.json", summary)
     plot(summary, out_dir / "collapse_gmm.png")
+    update_manifest(out_dir, cfg.model_dump(), "collapse_gmm", {
+        "seed": cfg.seed, "seconds": summary["timings_s"]["total"], "dataset_hashes": {cfg.dataset: array_sha256(real)}})
     return summary
 
 

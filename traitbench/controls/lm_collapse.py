@@ -35,8 +35,9 @@ from traitbench.config import StrictModel, load_config
 from traitbench.controls import mean_ci95, torch_threads
 from traitbench.datasets.filter import filter_rows
 from traitbench.errors import TraitbenchError
-from traitbench.io import atomic_write_json, atomic_write_jsonl
-from traitbench.models import LoadedModel, load
+from traitbench.io import atomic_write_json, atomic_write_jsonl, sha256_file
+from traitbench.manifest import update_manifest
+from traitbench.models import LoadedModel, file_hashes, load
 from traitbench.plotting import new_figure, save_fig
 from traitbench.probes.diversity import (answer_distribution, distinct_n, entropy_bits, js_divergence, number_js,
                                          number_value_stats, tail_mass)
@@ -215,6 +216,9 @@ def _run(cfg: LMCollapseConfig, out_dir: Path, progress: bool) -> dict:
     }
     atomic_write_json(out_dir / "summary.json", summary)
     plot(summary, out_dir / "collapse_lm.png")
+    update_manifest(out_dir, cfg.model_dump(), "collapse_lm", {
+        "seed": cfg.seed, "model_hashes": file_hashes(cfg.model), "seconds": summary["timings_s"]["total"],
+        "dataset_hashes": {p.name: sha256_file(p) for p in sorted((out_dir / "samples").glob("*.jsonl"))}})
     return summary
 
 
