@@ -54,8 +54,13 @@ def sequence_logprobs(lm: LoadedModel, prompts: list[str], continuations: list[s
         idx = order[b : b + batch_size]
         width = max(len(seqs[i]) for i in idx)
         ids = torch.tensor([seqs[i] + [pad] * (width - len(seqs[i])) for i in idx], device=model.device)
-        scored = [sorted({start + j for k in by_seq[i] for j in range(len(pairs[k][2])) for start in [pairs[k][1]]})
-                  for i in idx]
+        scored = []  # per sequence, the positions whose logits its pairs read
+        for i in idx:
+            positions: set[int] = set()
+            for k in by_seq[i]:
+                _, start, c = pairs[k]
+                positions.update(range(start, start + len(c)))
+            scored.append(sorted(positions))
         rows = torch.zeros(len(idx), width, dtype=torch.bool, device=model.device)
         for r, positions in enumerate(scored):
             rows[r, positions] = True

@@ -4,7 +4,8 @@ Every number prompt starts with the same system prompt and demonstrations (~3/4 
 `generate` copies that prefix's keys and values into every row of the batch and attention then streams
 them from memory at every step, which on a CPU costs more than the model's matmuls. Here the prefix is
 run once and kept once; each step's attention reads it as one shared matrix for the whole batch, plus each
-row's own short suffix from a preallocated buffer. Rows leave the batch as soon as they stop (EOS, a
+row's own short suffix from a preallocated buffer. The suffixes are prefilled right-padded; on a CPU as two
+unmasked flash-attention calls (against the prefix, causal over the suffix) merged by their log-sum-exps. Rows leave the batch as soon as they stop (EOS, a
 newline for base models, or a `reject` predicate saying the text can no longer pass the filter) and the
 batch is compacted, so finished rows cost nothing.
 
