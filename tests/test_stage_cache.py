@@ -60,3 +60,19 @@ def test_trait_condition_uses_paper_prompt(cfg):
 def test_empty_dataset_is_a_clear_error(cfg):
     with pytest.raises(TraitbenchError, match="kept no rows"):
         pipeline.stage_dataset(cfg)  # a random tiny model writes no valid number list
+
+
+def test_students_stage_records_each_students_time_in_the_manifest(cfg, tmp_path, monkeypatch):
+    from traitbench.student import stage as student_stage
+
+    rows = [{"prompt": f"Continue: {i}, {i + 1}", "completion": f"{i + 2}, {i + 3}"} for i in range(4)]
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    dataset = {"conditions": {c: {"train": str(train), "content_hash": "h"} for c in ("trait", "control")}}
+    monkeypatch.setattr(pipeline, "stage_dataset", lambda _cfg: dataset)
+    cfg.students.models = ["tiny-llama"]
+    cfg.students.train = {"max_steps": 1, "batch_size": 2, "dtype": "float32"}
+    out = student_stage.stage_students(cfg)
+    recorded = json.loads((pipeline.run_dir(cfg) / "manifest.json").read_text())["stages"]["students"]["students"]
+    assert set(recorded) == set(out) and len(out) == 2
+    assert all(r["seconds"] > 0 and r["tokens_per_s"] > 0 for r in recorded.values())

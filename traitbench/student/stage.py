@@ -91,5 +91,6 @@ def stage_students(cfg: ExperimentConfig) -> dict[str, dict]:
     dataset = stage_dataset(cfg)
     out = {job.id: train_job(cfg, job, dataset, run_dir(cfg)) for job in jobs}
     update_manifest(run_dir(cfg), cfg.model_dump(mode="json"), "students",
-                    {"students": {k: {"dir": v["dir"], "seconds": v["metrics"].get("seconds")} for k, v in out.items()}})
+                    {"students": {k: {"dir": v["dir"], "seconds": v["metrics"].get("wall_seconds"),
+                                                 "tokens_per_s": v["metrics"].get("tokens_per_s")} for k, v in out.items()}})
     return out
