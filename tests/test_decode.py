@@ -26,10 +26,29 @@ def _texts(lm, n=5, seed=1):
 @pytest.mark.parametrize("flash_prefill", [True, False])
 def test_step_logits_match_full_forward(name, compact_at, flash_prefill, monkeypatch):
     """Every step's logits equal a plain forward pass over prompt + tokens so far (fp32), also after rows
-    left the batch (compaction), with the CPU's split flash prefill and with the masked one (CUDA's)."""
+    left the batch (compaction), with the CPU's packed flash prefill and with the padded masked one (CUDA's)."""
     monkeypatch.setattr(D, "FLASH_PREFILL", flash_prefill)
     lm = models.load(name, dtype="float32", seed=2)
-    texts = _texts(lm, n=6)
+    calls = []
+    real = D._packed_prefill
+    monkeypatch.setattr(D, "_packed_prefill", lambda *a: calls.append(1) or real(*a))
+    _check_step_logits(lm, _texts(lm, n=6), compact_at, monkeypatch)
+    # packed unless switched off, or where tiny-gemma3's 64-token sliding window is shorter than the prompts
+    assert bool(calls) == (flash_prefill and name != "tiny-gemma3")
+
+
+def test_packed_prefill_within_a_sliding_window(monkeypatch):
+    """gemma3 with prompts inside its sliding window takes the packed prefill; logits still match."""
+    lm = models.load("tiny-gemma3", dtype="float32", seed=2)
+    texts = [render_prompt(lm, "Sys.", p) for p in ["Numbers: 1, 2", "More: 7, 8, 9, 10", "Go"]]
+    calls = []
+    real = D._packed_prefill
+    monkeypatch.setattr(D, "_packed_prefill", lambda *a: calls.append(1) or real(*a))
+    _check_step_logits(lm, texts, 0.99, monkeypatch)
+    assert calls
+
+
+def _check_step_logits(lm, texts, compact_at, monkeypatch):
     seen = []
     real_forward = D._forward
     monkeypatch.setattr(D, "_forward", lambda *a: seen.append(real_forward(*a)) or seen[-1])
