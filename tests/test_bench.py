@@ -26,3 +26,19 @@ def test_bench_tiny(tmp_path):
     assert r["probes"][0]["samples_per_s"] > 0
     table = bench_table(r)
     assert "| traitbench | tiny-llama | fixed | 4 |" in table and "vs TRL default" in table and "vs naive b1" in table
+
+
+@pytest.mark.parametrize("name", ["tiny-llama", "tiny-gemma3"])
+def test_param_counts_leave_out_the_embedding_lookup(name):
+    """Useful FLOPs: tokens run through the body; the vocabulary head counts only where logits are computed."""
+    from traitbench import models
+    from traitbench.bench import _param_counts
+
+    lm = models.load(name, dtype="float32")
+    body, head = _param_counts(lm)
+    m = lm.model
+    emb = m.get_input_embeddings().weight.numel()
+    total = sum(p.numel() for p in m.parameters())
+    tied = m.get_output_embeddings().weight.data_ptr() == m.get_input_embeddings().weight.data_ptr()
+    assert head == m.get_output_embeddings().weight.numel()
+    assert body == total - emb - (0 if tied else head) > 0

@@ -2,7 +2,8 @@
 
 Every figure is measured here, now: the roofline is the best dense matmul rate of the device in each dtype;
 model work is reported as useful FLOP/s (2·N per sampled or prefilled token, 4·N per trained token for a
-frozen-base LoRA, 6·N for full training; N = all parameters) and as a fraction of the roofline of the dtype
+frozen-base LoRA; N = the parameters the token runs through: the embedding lookup never counts, the output
+head only where logits are needed: sampled tokens and completion tokens) and as a fraction of the roofline of the dtype
 it ran in, next to a baseline (transformers `generate` at batch 1 and 32 in fp32; TRL `SFTTrainer` with its
 defaults). Results go to `runs/bench/bench.json` and a table on stdout.
 
@@ -94,8 +95,17 @@ def _load(name: str, dtype: str, device: str, random_weights: bool) -> models.Lo
     return models.load_random(name, dtype, device) if random_weights else models.load(name, dtype, device)
 
 
-def _n_params(lm) -> int:
-    return sum(p.numel() for p in lm.model.parameters())
+def _param_counts(lm) -> tuple[int, int]:
+    """(parameters every token runs through, output-head parameters).
+
+    Input embeddings are a lookup, and the head runs only where logits are computed (the last prompt
+    position, each sampled token, completion tokens in training), so useful FLOPs count it only there.
+    """
+    m = lm.model
+    total = sum(p.numel() for p in m.parameters())  # a tied head is counted once
+    emb, head = m.get_input_embeddings().weight, m.get_output_embeddings().weight
+    tied = head.data_ptr() == emb.data_ptr()
+    return total - emb.numel() - (0 if tied else head.numel()), head.numel()
 
 
 def _prompts(lm, n: int, k_demos: int) -> list[str]:
@@ -119,7 +129,7 @@ def _rate(flop: float, secs: float, peak: float) -> dict:
 
 def bench_sampler(lm, name: str, cfg: BenchConfig, peaks: dict, device: str) -> list[dict]:
     """Our decoder at several batch sizes (fixed length, and the number task), then the naive baseline."""
-    n_params, dtype = _n_params(lm), str(lm.model.dtype).removeprefix("torch.")
+    (body, head), dtype = _param_counts(lm), str(lm.model.dtype).removeprefix("torch.")
     peak = peaks.get(dtype, peaks["float32"])
     rows = []
     regimes = [("fixed", False)] + ([("number_task", True)] if cfg.number_task and not cfg.random_weights else [])
@@ -137,8 +147,8 @@ def bench_sampler(lm, name: str, cfg: BenchConfig, peaks: dict, device: str) -> 
             prefill = _prompt_tokens(lm, texts, shared_prefix=True)
             rows.append({"model": name, "sampler": "traitbench", "regime": regime, "batch": batch, "dtype": dtype,
                          "prompts_per_s": batch / secs, "new_tokens_per_s": new / secs, "seconds": secs,
-                         "decode": _rate(2 * n_params * new, secs, peak),
-                         "total": _rate(2 * n_params * (new + prefill), secs, peak)})
+                         "decode": _rate(2 * (body + head) * new, secs, peak),
+                         "total": _rate(2 * body * prefill + 2 * (body + head) * new, secs, peak)})
     # naive baseline: transformers generate, fp32, no prefix sharing, no early stop (fixed length)
     naive = _load(name, "float32", device, cfg.random_weights)
     for batch in cfg.naive_batch_sizes.get(name, [1]):
@@ -154,8 +164,9 @@ def bench_sampler(lm, name: str, cfg: BenchConfig, peaks: dict, device: str) -> 
         new = n * cfg.max_new_tokens
         rows.append({"model": name, "sampler": "hf-generate", "regime": "fixed", "batch": batch, "dtype": "float32",
                      "prompts_per_s": n / secs, "new_tokens_per_s": new / secs, "seconds": secs,
-                     "decode": _rate(2 * n_params * new, secs, peaks["float32"]),
-                     "total": _rate(2 * n_params * (new + _prompt_tokens(naive, texts, shared_prefix=False)), secs, peaks["float32"])})
+                     "decode": _rate(2 * (body + head) * new, secs, peaks["float32"]),
+                     "total": _rate(2 * body * _prompt_tokens(naive, texts, shared_prefix=False)
+                                    + 2 * (body + head) * new, secs, peaks["float32"])})
     del naive
     return rows
 
@@ -200,11 +211,12 @@ def bench_trainer(name: str, cfg: BenchConfig, peaks: dict, device: str, tmp: Pa
     for trainer_name in trainers:
         ours = trainer_name == "traitbench"
         lm = _load(name, weights_dtype(cfg.dtype, lora=True) if ours else "float32", device, cfg.random_weights)
-        n_params = _n_params(lm)
+        body, head = _param_counts(lm)
         peft = LoraConfig(r=8, lora_alpha=8, target_modules=lora_targets(lm.model, ALL_LINEAR), task_type="CAUSAL_LM")
         sft_rows = build_sft_rows(lm, rows, "You are a helpful assistant.")
         examples = tokenize_sft_rows(lm, sft_rows, 500)
         tokens_per_row = sum(e["length"] for e in examples) / len(examples)
+        completion_per_row = sum(len(e["completion_ids"]) for e in examples) / len(examples)
         timer = _StepTimer(device)
         if ours:
             use_fast_cpu_path(lm.model, max(e["length"] for e in examples))
@@ -222,10 +234,11 @@ def bench_trainer(name: str, cfg: BenchConfig, peaks: dict, device: str, tmp: Pa
         trainer.train()
         secs = sum(timer.times[1:])  # the first step warms up
         tokens = cfg.train_steps * cfg.train_batch_size * tokens_per_row
+        flop = 4 * cfg.train_steps * cfg.train_batch_size * (body * tokens_per_row + head * completion_per_row)
         dtype = "bfloat16" if trainer.args.bf16 else "float32"
         out.append({"model": name, "trainer": trainer_name, "mode": "lora", "dtype": dtype,
                     "batch": cfg.train_batch_size, "step_seconds": secs / cfg.train_steps,
-                    "tokens_per_s": tokens / secs, **_rate(4 * n_params * tokens, secs, peaks.get(dtype, peaks["float32"]))})
+                    "tokens_per_s": tokens / secs, **_rate(flop, secs, peaks.get(dtype, peaks["float32"]))})
         del trainer, lm
     return out
 
@@ -287,7 +300,7 @@ def bench_table(r: dict) -> str:
     lines = [f"Device: {r['machine']} ({r['device']}); roofline " +
              ", ".join(f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in peaks.items()), "",
              "| sampling | model | regime | batch | dtype | prompts/s | new tok/s | decode FLOP/s (2N·new) | "
-             "computed FLOP/s (2N·(prompt+new)) | vs naive b1 | vs naive b32 |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "computed FLOP/s (2N·(prompt+new), head at new) | vs naive b1 | vs naive b32 |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     naive = {(s["model"], s["batch"]): s for s in r["sampling"] if s["sampler"] == "hf-generate"}
 
     def ratio(s: dict, batch: int) -> str:
@@ -301,7 +314,7 @@ def bench_table(r: dict) -> str:
                      f"{s['total']['flop_per_s'] / 1e9:.0f} G ({s['total']['roofline_fraction']:.0%}) | "
                      f"{ratio(s, 1)} | {ratio(s, 32)} |")
     if r["training"]:
-        lines += ["", "| training | model | dtype | batch | s/step | tokens/s | FLOP/s (4N) | vs TRL default |",
+        lines += ["", "| training | model | dtype | batch | s/step | tokens/s | FLOP/s (4N, head at completions) | vs TRL default |",
                   "|---|---|---|---|---|---|---|---|"]
         trl = {t["model"]: t for t in r["training"] if t["trainer"] == "trl-default"}
         for t in r["training"]:
