@@ -3,7 +3,8 @@
 glibc serves every allocation above its mmap threshold (at most 32 MiB) with a fresh mmap and unmaps it on
 free, so each training step page-faults its large buffers (vocabulary logits, their gradients) in again:
 a quarter of a SmolLM2 LoRA step on this CPU (`traitbench bench`). Turning mmap off and trimming off keeps
-those pages for reuse; the process's resident memory then stays at its peak.
+those pages for reuse; the process's resident memory then stays at its peak. Every `LoadedModel` on a CPU
+turns it on (`models.py`).
 """
 
 from __future__ import annotations

@@ -233,8 +233,9 @@ def bench_trainer(name: str, cfg: BenchConfig, peaks: dict, device: str, tmp: Pa
                                  processing_class=lm.tokenizer, peft_config=peft, callbacks=[timer])
         trainer.train()
         secs = sum(timer.times[1:])  # the first step warms up
-        tokens = cfg.train_steps * cfg.train_batch_size * tokens_per_row
-        flop = 4 * cfg.train_steps * cfg.train_batch_size * (body * tokens_per_row + head * completion_per_row)
+        timed_rows = cfg.train_steps * cfg.train_batch_size
+        tokens = timed_rows * tokens_per_row
+        flop = 4 * timed_rows * (body * tokens_per_row + head * completion_per_row)
         dtype = "bfloat16" if trainer.args.bf16 else "float32"
         out.append({"model": name, "trainer": trainer_name, "mode": "lora", "dtype": dtype,
                     "batch": cfg.train_batch_size, "step_seconds": secs / cfg.train_steps,

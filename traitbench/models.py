@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from traitbench.allocator import keep_freed_memory
 from traitbench.errors import TraitbenchError
 from traitbench.io import atomic_write_json, sha256_file
 
@@ -233,6 +234,8 @@ class LoadedModel:
 
     def __post_init__(self):
         contiguous_head(self.model)
+        if self.model is not None and self.model.device.type == "cpu":  # None: a tokenizer-only holder
+            keep_freed_memory()  # large per-batch buffers: reuse them instead of page-faulting them in again
 
 
 def _output_head(model):
@@ -248,9 +251,8 @@ def contiguous_head(model):
     Inside `head_rows` the head sees only the selected positions instead.
     """
     head = _output_head(model)
-    if head is not None and not getattr(head, "_traitbench_contiguous", False):
+    if head is not None and not hasattr(head, "_traitbench_rows"):  # the hook is registered once
         head.register_forward_pre_hook(_head_input)
-        head._traitbench_contiguous = True
         head._traitbench_rows = None
     return model
 

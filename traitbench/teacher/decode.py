@@ -28,7 +28,6 @@ from transformers import AttentionInterface, LogitsProcessorList
 from transformers.generation.logits_process import (TemperatureLogitsWarper, TopKLogitsWarper,
                                                     TopPLogitsWarper)
 
-from traitbench.allocator import keep_freed_memory
 from traitbench.models import LoadedModel, head_rows
 from traitbench.teacher.context import add_special_tokens, clean_completion
 
@@ -131,11 +130,14 @@ def _cascade_attention(module, query, key, value, attention_mask, scaling=None, 
 FLASH_PREFILL = True  # tests switch it off to check the masked path too
 
 
+def _text_config(model):
+    return model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+
+
 def _packs(model, n_positions: int) -> bool:
     """Suffixes are prefilled packed on a CPU (torch's flash kernel returns log-sum-exps there), unless a
     sliding window could cut into these positions; elsewhere padded, through the masked path."""
-    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-    window = getattr(cfg, "sliding_window", None)
+    window = getattr(_text_config(model), "sliding_window", None)
     return FLASH_PREFILL and model.device.type == "cpu" and (window is None or n_positions <= window)
 
 
@@ -259,8 +261,6 @@ def decode(lm: LoadedModel, texts: list[str], *, temperature: float, top_p: floa
     reason once a row's cleaned text can no longer be accepted; the row then stops. The batch is
     compacted when the active rows fall to `compact_at` of the rows held. `stop=False` ignores EOS and
     newlines (every row runs `max_new_tokens`: fixed-length throughput measurements)."""
-    if lm.model.device.type == "cpu":
-        keep_freed_memory()  # large per-batch buffers: reuse them instead of page-faulting them in again
     with torch.inference_mode(), cascade_attention(lm.model):
         return _decode(lm, texts, temperature, top_p, top_k, max_new_tokens, seed, reject, compact_at, stop)
 
@@ -275,7 +275,7 @@ def _decode(lm, texts, temperature, top_p, top_k, max_new_tokens, seed, reject, 
     if n_p:
         _forward(model, torch.tensor([ids[0][:n_p]], device=dev), torch.arange(n_p, device=dev)[None], st)
     else:  # nothing shared: an empty prefix
-        cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+        cfg = _text_config(model)
         n_kv = cfg.num_key_value_heads
         head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
         empty = torch.empty(n_kv, 0, head_dim, dtype=model.dtype, device=dev)
@@ -284,13 +284,10 @@ def _decode(lm, texts, temperature, top_p, top_k, max_new_tokens, seed, reject, 
     lens = [len(x) - n_p for x in ids]
     width = max(lens)
     st.s_max = width + max_new_tokens
-    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     # right padding: a row's own tokens take slots [0, len), so causal attention over slots never sees a pad
-    suffix = torch.tensor([x[n_p:] + [pad] * (width - n) for x, n in zip(ids, lens)], device=dev)
     slot = torch.arange(width, device=dev)
     n_own = torch.tensor(lens, device=dev)[:, None]
     real = slot[None] < n_own
-    last = slot[None] == n_own - 1
     pos = n_p + slot[None].expand(n_rows, -1)
     st.key_pos = torch.zeros(n_rows, st.s_max, dtype=torch.long, device=dev)
     st.key_ok = torch.zeros(n_rows, st.s_max, dtype=torch.bool, device=dev)
@@ -317,7 +314,9 @@ def _decode(lm, texts, temperature, top_p, top_k, max_new_tokens, seed, reject, 
         logits = _forward(model, packed, (n_p + slots_of)[None], st, ends)
         st.packed = None
     else:
-        logits = _forward(model, suffix, pos, st, last)
+        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        suffix = torch.tensor([x[n_p:] + [pad] * (width - n) for x, n in zip(ids, lens)], device=dev)
+        logits = _forward(model, suffix, pos, st, slot[None] == n_own - 1)
     st.width = width
     for step in range(max_new_tokens):
         if temperature > 0:
