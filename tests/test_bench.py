@@ -10,7 +10,7 @@ from traitbench.bench import BenchConfig, bench_table, run_bench
 def test_bench_tiny(tmp_path):
     cfg = BenchConfig(out_dir=str(tmp_path), models=["tiny-llama"], batch_sizes={"tiny-llama": [4]},
                       max_new_tokens=4, demonstrations=1, naive_batch_sizes={"tiny-llama": [1, 2]}, naive_prompts={"tiny-llama": 2},
-                      train_models=["tiny-llama"], train_batch_size=2, train_steps=1, probe_models=["tiny-llama"],
+                      train_models=["tiny-llama"], train_baselines=["tiny-llama"], train_batch_size=2, train_steps=1, probe_models=["tiny-llama"],
                       probe_questions=2, probe_samples=2, roofline_size=128)
     r = run_bench(cfg)
     saved = json.loads((tmp_path / "bench.json").read_text())
@@ -22,6 +22,8 @@ def test_bench_tiny(tmp_path):
     assert fixed["new_tokens_per_s"] > 0 and 0 < fixed["decode"]["roofline_fraction"]
     assert fixed["new_tokens_per_s"] * fixed["seconds"] == pytest.approx(4 * 4)  # fixed length: every row runs max_new_tokens
     assert {t["trainer"] for t in r["training"]} == {"traitbench", "trl-default"}
+    ours = next(t for t in r["training"] if t["trainer"] == "traitbench")
+    assert 0 < ours["gemm_floor"]["seconds"] and ours["gemm_floor"]["share_of_step"] > 0
     assert all(t["tokens_per_s"] > 0 for t in r["training"])
     assert r["probes"][0]["samples_per_s"] > 0
     table = bench_table(r)
@@ -42,3 +44,22 @@ def test_param_counts_leave_out_the_embedding_lookup(name):
     tied = m.get_output_embeddings().weight.data_ptr() == m.get_input_embeddings().weight.data_ptr()
     assert head == m.get_output_embeddings().weight.numel()
     assert body == total - emb - (0 if tied else head) > 0
+
+
+def test_gemm_shapes_are_the_frozen_base_and_the_head_at_completions():
+    """The GEMM floor times the base's linear layers at every token and the head at completion rows only;
+    the LoRA adapters' own small linears are not base GEMMs."""
+    from peft import LoraConfig, get_peft_model
+
+    from traitbench import models
+    from traitbench.bench import gemm_shapes
+
+    lm = models.load("tiny-llama", dtype="float32")
+    plain = gemm_shapes(lm.model, tokens=100, completions=7)
+    cfg = lm.model.config
+    head = (7, cfg.vocab_size, cfg.hidden_size)
+    assert plain[head] == 1
+    assert plain[(100, cfg.intermediate_size, cfg.hidden_size)] == 2 * cfg.num_hidden_layers  # gate, up
+    assert sum(plain.values()) == 7 * cfg.num_hidden_layers + 1
+    get_peft_model(lm.model, LoraConfig(r=4, target_modules=["q_proj", "v_proj", "down_proj"]))
+    assert gemm_shapes(lm.model, tokens=100, completions=7) == plain

@@ -48,6 +48,7 @@ class BenchConfig(StrictModel):
     naive_batch_sizes: dict[str, list[int]] = {"smollm2-135m": [1, 32], "gemma3-270m": [1], "qwen2.5-0.5b": [1]}
     naive_prompts: dict[str, int] = {"smollm2-135m": 8, "gemma3-270m": 4, "qwen2.5-0.5b": 2}  # at batch 1
     train_models: list[str] = ["smollm2-135m"]
+    train_baselines: list[str] = ["smollm2-135m"]  # trained models also measured with TRL SFTTrainer defaults
     train_batch_size: int = 16
     train_steps: int = Field(3, ge=1)  # timed steps, after one warm-up step
     probe_models: list[str] = ["smollm2-135m"]
@@ -194,9 +195,44 @@ class _StepTimer(TrainerCallback):
         self.times.append(time.perf_counter() - self._t)
 
 
+def gemm_shapes(model: torch.nn.Module, tokens: int, completions: int) -> dict[tuple[int, int, int], int]:
+    """(rows, out, in) of every frozen-base linear layer (the head at `completions` rows) -> how many."""
+    head = model.get_output_embeddings()
+    shapes: dict[tuple[int, int, int], int] = {}
+    for name, m in model.named_modules():
+        if isinstance(m, torch.nn.Linear) and "lora_" not in name:  # not the adapters' own
+            key = (completions if m is head else tokens, *m.weight.shape)
+            shapes[key] = shapes.get(key, 0) + 1
+    return shapes
+
+
+def gemm_seconds(model: torch.nn.Module, tokens: int, completions: int, dtype: torch.dtype, device: str) -> float:
+    """Time of a LoRA step's frozen-base GEMMs alone: every body linear forward and input-gradient over
+    `tokens` rows, the head over `completions` rows. The step can be no faster with every other op fused away.
+    """
+    total = 0.0
+    for (rows, out_f, in_f), count in gemm_shapes(model, tokens, completions).items():
+        w = torch.randn(out_f, in_f, device=device, dtype=dtype)  # stored as the layer stores it
+        x, dy = torch.randn(rows, in_f, device=device, dtype=dtype), torch.randn(rows, out_f, device=device, dtype=dtype)
+        for gemm in (lambda: x @ w.T, lambda: dy @ w):  # y = x Wᵀ, dx = dy W
+            best = float("inf")
+            for _ in range(3):
+                _sync(device)
+                t0 = time.perf_counter()
+                gemm()
+                _sync(device)
+                best = min(best, time.perf_counter() - t0)
+            total += best * count
+    return total
+
+
 def bench_trainer(name: str, cfg: BenchConfig, peaks: dict, device: str, tmp: Path,
                   trainers: tuple[str, ...] = ("traitbench", "trl-default")) -> list[dict]:
-    """Our LoRA trainer (bf16, length-grouped, logits only at completions) vs TRL SFTTrainer defaults."""
+    """Our LoRA trainer (bf16, length-grouped, logits only at completions) vs TRL SFTTrainer defaults.
+
+    Our rows also give the step's GEMM floor (`gemm_seconds` over the non-pad tokens): its share of the
+    step, and the roofline fraction a step made of nothing but those GEMMs would reach.
+    """
     from datasets import Dataset
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
@@ -237,9 +273,16 @@ def bench_trainer(name: str, cfg: BenchConfig, peaks: dict, device: str, tmp: Pa
         tokens = timed_rows * tokens_per_row
         flop = 4 * timed_rows * (body * tokens_per_row + head * completion_per_row)
         dtype = "bfloat16" if trainer.args.bf16 else "float32"
-        out.append({"model": name, "trainer": trainer_name, "mode": "lora", "dtype": dtype,
-                    "batch": cfg.train_batch_size, "step_seconds": secs / cfg.train_steps,
-                    "tokens_per_s": tokens / secs, **_rate(flop, secs, peaks.get(dtype, peaks["float32"]))})
+        peak, step = peaks.get(dtype, peaks["float32"]), secs / cfg.train_steps
+        row = {"model": name, "trainer": trainer_name, "mode": "lora", "dtype": dtype,
+               "batch": cfg.train_batch_size, "step_seconds": step, "tokens_per_s": tokens / secs,
+               **_rate(flop, secs, peak)}
+        if ours:
+            gemm = gemm_seconds(lm.model, round(cfg.train_batch_size * tokens_per_row),
+                                round(cfg.train_batch_size * completion_per_row), getattr(torch, dtype), device)
+            row["gemm_floor"] = {"seconds": gemm, "share_of_step": gemm / step,
+                                 "roofline_fraction": flop / cfg.train_steps / gemm / peak}
+        out.append(row)
         del trainer, lm
     return out
 
@@ -282,7 +325,8 @@ def run_bench(cfg: BenchConfig) -> dict:
             result["probes"].append(bench_probes(lm, name, cfg, device))
         del lm
     for name in cfg.train_models:
-        result["training"] += bench_trainer(name, cfg, peaks, device, out_dir / "tmp")
+        trainers = ("traitbench", "trl-default") if name in cfg.train_baselines else ("traitbench",)
+        result["training"] += bench_trainer(name, cfg, peaks, device, out_dir / "tmp", trainers)
     result["seconds"] = round(time.perf_counter() - t_start, 1)
     atomic_write_json(out_dir / "bench.json", result)
     (out_dir / "bench.md").write_text(bench_table(result))
@@ -315,14 +359,18 @@ def bench_table(r: dict) -> str:
                      f"{s['total']['flop_per_s'] / 1e9:.0f} G ({s['total']['roofline_fraction']:.0%}) | "
                      f"{ratio(s, 1)} | {ratio(s, 32)} |")
     if r["training"]:
-        lines += ["", "| training | model | dtype | batch | s/step | tokens/s | FLOP/s (4N, head at completions) | vs TRL default |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += ["", "| training | model | dtype | batch | s/step | tokens/s | FLOP/s (4N, head at completions) | "
+                  "vs TRL default | base GEMMs alone: s/step (share of step, roofline at that speed) |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         trl = {t["model"]: t for t in r["training"] if t["trainer"] == "trl-default"}
         for t in r["training"]:
             base = trl.get(t["model"])
             ratio = f"{t['tokens_per_s'] / base['tokens_per_s']:.1f}×" if base else ""
+            g = t.get("gemm_floor")
+            floor = f"{g['seconds']:.2f} ({g['share_of_step']:.0%}, {g['roofline_fraction']:.0%})" if g else ""
             lines.append(f"| {t['trainer']} | {t['model']} | {t['dtype']} | {t['batch']} | {t['step_seconds']:.2f} | "
-                         f"{t['tokens_per_s']:.0f} | {t['flop_per_s'] / 1e9:.0f} G ({t['roofline_fraction']:.0%}) | {ratio} |")
+                         f"{t['tokens_per_s']:.0f} | {t['flop_per_s'] / 1e9:.0f} G ({t['roofline_fraction']:.0%}) | {ratio} | "
+                         f"{floor} |")
     if r["probes"]:
         lines += ["", "| probes | model | samples/s | Δlog P questions/s |", "|---|---|---|---|"]
         for p in r["probes"]:
