@@ -63,3 +63,15 @@ def test_gemm_shapes_are_the_frozen_base_and_the_head_at_completions():
     assert sum(plain.values()) == 7 * cfg.num_hidden_layers + 1
     get_peft_model(lm.model, LoraConfig(r=4, target_modules=["q_proj", "v_proj", "down_proj"]))
     assert gemm_shapes(lm.model, tokens=100, completions=7) == plain
+
+
+@pytest.mark.parametrize("bad, needle", [({"models": ["nosuch"], "probe_models": []}, "unknown model 'nosuch'"),
+                                         ({"train_baselines": ["tiny-llama"]}, "train_baselines names tiny-llama"),
+                                         ({"probe_models": ["tiny-llama"]}, "probe_models names tiny-llama")])
+def test_bench_config_rejects_unknown_or_unrun_models_before_measuring(bad, needle):
+    from pydantic import ValidationError
+
+    from traitbench.errors import TraitbenchError
+
+    with pytest.raises((TraitbenchError, ValidationError), match=needle):
+        BenchConfig(**bad)

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 from transformers import TrainerCallback
 
 from traitbench import models
@@ -55,6 +55,18 @@ class BenchConfig(StrictModel):
     probe_questions: int = 50
     probe_samples: int = 4
     roofline_size: int = 0  # 0 = 2048 on CPU, 8192 on CUDA
+
+    @model_validator(mode="after")
+    def _known_models(self) -> BenchConfig:
+        """Every model name resolves, and the per-model lists only name models this bench runs."""
+        for name in {*self.models, *self.train_models}:
+            models.get_spec(name)
+        for field, within, pool in (("probe_models", "models", self.models),
+                                    ("train_baselines", "train_models", self.train_models)):
+            extra = sorted(set(getattr(self, field)) - set(pool))
+            if extra:
+                raise ValueError(f"{field} names {', '.join(extra)}, not in {within}")
+        return self
 
 
 def _device(cfg: BenchConfig) -> str:
