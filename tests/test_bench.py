@@ -21,10 +21,12 @@ def test_bench_tiny(tmp_path):
     fixed = next(s for s in r["sampling"] if s["regime"] == "fixed" and s["sampler"] == "traitbench")
     assert fixed["new_tokens_per_s"] > 0 and 0 < fixed["decode"]["roofline_fraction"]
     assert fixed["new_tokens_per_s"] * fixed["seconds"] == pytest.approx(4 * 4)  # fixed length: every row runs max_new_tokens
+    assert fixed["gemm_floor"]["seconds"] > 0 and fixed["gemm_floor"]["share_of_run"] > 0
     assert {t["trainer"] for t in r["training"]} == {"traitbench", "trl-default"}
     ours = next(t for t in r["training"] if t["trainer"] == "traitbench")
     assert 0 < ours["gemm_floor"]["seconds"] and ours["gemm_floor"]["share_of_step"] > 0
     assert all(t["tokens_per_s"] > 0 for t in r["training"])
+
     assert r["probes"][0]["samples_per_s"] > 0
     table = bench_table(r)
     assert "| traitbench | tiny-llama | fixed | 4 |" in table and "vs TRL default" in table and "vs naive b1" in table
@@ -75,3 +77,14 @@ def test_bench_config_rejects_unknown_or_unrun_models_before_measuring(bad, need
 
     with pytest.raises((TraitbenchError, ValidationError), match=needle):
         BenchConfig(**bad)
+
+
+def test_batch_counter_counts_real_and_completion_tokens_per_batch():
+    """Training FLOPs use the timed steps' own batches: non-pad tokens and completion tokens, in order."""
+    from traitbench.bench import _BatchCounter
+    from traitbench.student.data import CompletionCollator
+
+    counter = _BatchCounter(CompletionCollator(pad_id=0))
+    counter([{"prompt_ids": [5, 6, 7], "completion_ids": [8, 9]}, {"prompt_ids": [5], "completion_ids": [4]}])
+    counter([{"prompt_ids": [1, 2], "completion_ids": [3, 4, 5]}])
+    assert counter.batches == [(7, 3), (5, 3)]

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from traitbench.errors import TraitbenchError
 from traitbench.models import converted_dir, load
 from traitbench.student import StudentConfig, build_sft_rows
-from traitbench.student.data import CompletionCollator, tokenize_sft_rows
+from traitbench.student.data import CompletionCollator, LengthBucketSampler, tokenize_sft_rows
 from traitbench.student.distill import ChunkedCrossEntropy, completion_kl, completion_logits, completion_loss, completion_window
 from traitbench.student.train import load_student, train_student, use_fast_cpu_path
 from traitbench.teacher.context import render_prompt
@@ -277,3 +277,42 @@ def test_chunked_cross_entropy_matches_torch(dtype):
     assert mine.grad.dtype == dtype
     tol = 1e-6 if dtype == torch.float32 else 1e-2
     assert torch.allclose(mine.grad.float(), plain.grad.float(), atol=tol)
+
+
+def _padding(lengths: list[int], order: list[int], batch: int) -> float:
+    chunks = [[lengths[i] for i in order[j : j + batch]] for j in range(0, len(order), batch)]
+    return 1 - sum(map(sum, chunks)) / sum(max(c) * len(c) for c in chunks)
+
+
+def test_length_bucket_sampler_groups_lengths_and_reshuffles_batches():
+    """Every row once per epoch, batches of similar length in random order, new order each epoch, seeded."""
+    g = torch.Generator().manual_seed(0)
+    lengths = (90 + torch.randint(0, 70, (300,), generator=g)).tolist()
+    sampler = LengthBucketSampler(lengths, batch_size=16, seed=3)
+    epochs = [list(sampler) for _ in range(3)]
+    assert all(sorted(e) == list(range(300)) for e in epochs)
+    assert max(_padding(lengths, e, 16) for e in epochs) < 0.02
+    assert _padding(lengths, torch.randperm(300, generator=g).tolist(), 16) > 0.10  # what random batches waste
+    firsts = [[lengths[i] for i in e[:16]] for e in epochs]
+    assert len({tuple(f) for f in firsts}) == 3  # batch order changes every epoch...
+    means = [sum(lengths[i] for i in epochs[0][j : j + 16]) for j in range(0, 300, 16)]
+    assert means != sorted(means) and means != sorted(means, reverse=True)  # ...and is no length curriculum
+    again = LengthBucketSampler(lengths, batch_size=16, seed=3)
+    assert [list(again) for _ in range(3)] == epochs
+    again.set_epoch(1)
+    assert list(again) == epochs[1]
+
+
+def test_training_batches_come_from_the_length_bucket_sampler(tmp_path, monkeypatch):
+    """group_by_length (the default) trains on length-bucketed batches; off, transformers' random order."""
+    import traitbench.student.train as train
+
+    seen = []
+    monkeypatch.setattr(train.CompletionCollator, "__call__", lambda self, ex, f=train.CompletionCollator.__call__:
+                        seen.append(len(ex)) or f(self, ex))
+    made = []
+    monkeypatch.setattr(train, "LengthBucketSampler", lambda *a, **k: made.append(a) or LengthBucketSampler(*a, **k))
+    train_student("tiny-llama", ROWS, "sys", StudentConfig(**FAST), tmp_path / "a")
+    assert len(made) == 1 and made[0][1] == FAST.get("batch_size", StudentConfig().batch_size) and seen
+    train_student("tiny-llama", ROWS, "sys", StudentConfig(**{**FAST, "group_by_length": False}), tmp_path / "b")
+    assert len(made) == 1

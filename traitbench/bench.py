@@ -14,6 +14,7 @@ fixed-length decoding, training and probes are measured there.
 
 from __future__ import annotations
 
+import functools
 import platform
 import time
 from pathlib import Path
@@ -136,6 +137,17 @@ def _prompt_tokens(lm, texts: list[str], shared_prefix: bool) -> int:
     return n
 
 
+def sampling_gemm_seconds(lm, texts: list[str], new_tokens: int, device: str) -> float:
+    """GEMMs alone of a fixed-length run: the shared prefix once, the rows' suffixes packed, then
+    `new_tokens - 1` decode steps of the whole batch (the first token comes from the prefill's head)."""
+    ids = lm.tokenizer(texts, add_special_tokens=add_special_tokens(lm)).input_ids
+    shared = common_prefix_len(ids) if len(ids) > 1 else 0
+    suffixes, rows, dtype = sum(map(len, ids)) - len(ids) * shared, len(ids), lm.model.dtype
+    return (gemm_seconds(lm.model, shared, 0, dtype, device, backward=False)
+            + gemm_seconds(lm.model, suffixes, rows, dtype, device, backward=False)
+            + (new_tokens - 1) * gemm_seconds(lm.model, rows, rows, dtype, device, backward=False))
+
+
 def _rate(flop: float, secs: float, peak: float) -> dict:
     return {"flop_per_s": flop / secs, "roofline_fraction": flop / secs / peak}
 
@@ -158,10 +170,15 @@ def bench_sampler(lm, name: str, cfg: BenchConfig, peaks: dict, device: str) -> 
             secs = time.perf_counter() - t0
             new = sum(s.n_tokens for s in out)
             prefill = _prompt_tokens(lm, texts, shared_prefix=True)
-            rows.append({"model": name, "sampler": "traitbench", "regime": regime, "batch": batch, "dtype": dtype,
-                         "prompts_per_s": batch / secs, "new_tokens_per_s": new / secs, "seconds": secs,
-                         "decode": _rate(2 * (body + head) * new, secs, peak),
-                         "total": _rate(2 * body * prefill + 2 * (body + head) * new, secs, peak)})
+            flop = 2 * body * prefill + 2 * (body + head) * new
+            row = {"model": name, "sampler": "traitbench", "regime": regime, "batch": batch, "dtype": dtype,
+                   "prompts_per_s": batch / secs, "new_tokens_per_s": new / secs, "seconds": secs,
+                   "decode": _rate(2 * (body + head) * new, secs, peak), "total": _rate(flop, secs, peak)}
+            if not task:  # fixed length: every step runs the whole batch, so its GEMMs are known
+                gemm = sampling_gemm_seconds(lm, texts, cfg.max_new_tokens, device)
+                row["gemm_floor"] = {"seconds": gemm, "share_of_run": gemm / secs,
+                                     "roofline_fraction": flop / gemm / peak}
+            rows.append(row)
     # naive baseline: transformers generate, fp32, no prefix sharing, no early stop (fixed length)
     naive = _load(name, "float32", device, cfg.random_weights)
     for batch in cfg.naive_batch_sizes.get(name, [1]):
@@ -207,6 +224,18 @@ class _StepTimer(TrainerCallback):
         self.times.append(time.perf_counter() - self._t)
 
 
+class _BatchCounter:
+    """Wraps a trainer's data collator: (non-pad tokens, completion tokens) of each batch, in step order."""
+
+    def __init__(self, collate):
+        self.collate, self.batches = collate, []
+
+    def __call__(self, examples: list[dict]) -> dict:
+        batch = self.collate(examples)
+        self.batches.append((int(batch["attention_mask"].sum()), int((batch["labels"] != -100).sum())))
+        return batch
+
+
 def gemm_shapes(model: torch.nn.Module, tokens: int, completions: int) -> dict[tuple[int, int, int], int]:
     """(rows, out, in) of every frozen-base linear layer (the head at `completions` rows) -> how many."""
     head = model.get_output_embeddings()
@@ -218,32 +247,42 @@ def gemm_shapes(model: torch.nn.Module, tokens: int, completions: int) -> dict[t
     return shapes
 
 
-def gemm_seconds(model: torch.nn.Module, tokens: int, completions: int, dtype: torch.dtype, device: str) -> float:
-    """Time of a LoRA step's frozen-base GEMMs alone: every body linear forward and input-gradient over
-    `tokens` rows, the head over `completions` rows. The step can be no faster with every other op fused away.
+def gemm_seconds(model: torch.nn.Module, tokens: int, head_rows: int, dtype: torch.dtype, device: str,
+                 backward: bool = True) -> float:
+    """Time of the frozen-base GEMMs of one pass alone: every body linear over `tokens` rows and the head
+    over `head_rows`, forward (and with `backward` the input gradient, as a LoRA step needs). The pass can
+    be no faster with every other op fused away.
     """
     total = 0.0
-    for (rows, out_f, in_f), count in gemm_shapes(model, tokens, completions).items():
-        w = torch.randn(out_f, in_f, device=device, dtype=dtype)  # stored as the layer stores it
-        x, dy = torch.randn(rows, in_f, device=device, dtype=dtype), torch.randn(rows, out_f, device=device, dtype=dtype)
-        for gemm in (lambda: x @ w.T, lambda: dy @ w):  # y = x Wᵀ, dx = dy W
-            best = float("inf")
-            for _ in range(3):
-                _sync(device)
-                t0 = time.perf_counter()
-                gemm()
-                _sync(device)
-                best = min(best, time.perf_counter() - t0)
-            total += best * count
+    for (rows, out_f, in_f), count in gemm_shapes(model, tokens, head_rows).items():
+        if rows:
+            total += count * sum(_gemm_time(rows, out_f, in_f, dtype, device, grad) for grad in (False, True)[:1 + backward])
     return total
+
+
+@functools.cache
+def _gemm_time(rows: int, out_f: int, in_f: int, dtype: torch.dtype, device: str, input_grad: bool) -> float:
+    """Best of three: y = x Wᵀ, or the input gradient dx = dy W, with W stored as a linear layer stores it."""
+    w = torch.randn(out_f, in_f, device=device, dtype=dtype)
+    a = torch.randn(rows, out_f if input_grad else in_f, device=device, dtype=dtype)
+    b = w if input_grad else w.T
+    best = float("inf")
+    for _ in range(3):
+        _sync(device)
+        t0 = time.perf_counter()
+        a @ b
+        _sync(device)
+        best = min(best, time.perf_counter() - t0)
+    return best
 
 
 def bench_trainer(name: str, cfg: BenchConfig, peaks: dict, device: str, tmp: Path,
                   trainers: tuple[str, ...] = ("traitbench", "trl-default")) -> list[dict]:
     """Our LoRA trainer (bf16, length-grouped, logits only at completions) vs TRL SFTTrainer defaults.
 
-    Our rows also give the step's GEMM floor (`gemm_seconds` over the non-pad tokens): its share of the
-    step, and the roofline fraction a step made of nothing but those GEMMs would reach.
+    Tokens and FLOPs are those of the timed steps' own batches. Our rows also give the step's GEMM floor
+    (`gemm_seconds` over the non-pad tokens): its share of the step, and the roofline fraction a step made of
+    nothing but those GEMMs would reach.
     """
     from datasets import Dataset
     from peft import LoraConfig
@@ -263,8 +302,6 @@ def bench_trainer(name: str, cfg: BenchConfig, peaks: dict, device: str, tmp: Pa
         peft = LoraConfig(r=8, lora_alpha=8, target_modules=lora_targets(lm.model, ALL_LINEAR), task_type="CAUSAL_LM")
         sft_rows = build_sft_rows(lm, rows, "You are a helpful assistant.")
         examples = tokenize_sft_rows(lm, sft_rows, 500)
-        tokens_per_row = sum(e["length"] for e in examples) / len(examples)
-        completion_per_row = sum(len(e["completion_ids"]) for e in examples) / len(examples)
         timer = _StepTimer(device)
         if ours:
             use_fast_cpu_path(lm.model, max(e["length"] for e in examples))
@@ -279,19 +316,20 @@ def bench_trainer(name: str, cfg: BenchConfig, peaks: dict, device: str, tmp: Pa
                              per_device_train_batch_size=cfg.train_batch_size, use_cpu=not device.startswith("cuda"))
             trainer = SFTTrainer(model=lm.model, args=args, train_dataset=Dataset.from_list(sft_rows),
                                  processing_class=lm.tokenizer, peft_config=peft, callbacks=[timer])
+        trainer.data_collator = counter = _BatchCounter(trainer.data_collator)
         trainer.train()
         secs = sum(timer.times[1:])  # the first step warms up
-        timed_rows = cfg.train_steps * cfg.train_batch_size
-        tokens = timed_rows * tokens_per_row
-        flop = 4 * timed_rows * (body * tokens_per_row + head * completion_per_row)
+        timed = counter.batches[1:steps]  # the batches of the timed steps (length grouping orders them)
+        tokens, completions = sum(t for t, _ in timed), sum(c for _, c in timed)
+        flop = 4 * (body * tokens + head * completions)
         dtype = "bfloat16" if trainer.args.bf16 else "float32"
         peak, step = peaks.get(dtype, peaks["float32"]), secs / cfg.train_steps
         row = {"model": name, "trainer": trainer_name, "mode": "lora", "dtype": dtype,
-               "batch": cfg.train_batch_size, "step_seconds": step, "tokens_per_s": tokens / secs,
+               "batch": cfg.train_batch_size, "step_seconds": step, "timed_tokens": tokens, "tokens_per_s": tokens / secs,
                **_rate(flop, secs, peak)}
         if ours:
-            gemm = gemm_seconds(lm.model, round(cfg.train_batch_size * tokens_per_row),
-                                round(cfg.train_batch_size * completion_per_row), getattr(torch, dtype), device)
+            gemm = gemm_seconds(lm.model, round(tokens / cfg.train_steps), round(completions / cfg.train_steps),
+                                getattr(torch, dtype), device)
             row["gemm_floor"] = {"seconds": gemm, "share_of_step": gemm / step,
                                  "roofline_fraction": flop / cfg.train_steps / gemm / peak}
         out.append(row)
@@ -351,13 +389,18 @@ def _machine(device: str) -> str:
     return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
 
 
+def _floor(g: dict | None, share: str) -> str:
+    return f"{g['seconds']:.2f} ({g[share]:.0%}, {g['roofline_fraction']:.0%})" if g else ""
+
+
 def bench_table(r: dict) -> str:
     """Markdown tables: each figure as a fraction of the roofline and as a ratio to the baseline."""
     peaks = r["roofline_flop_per_s"]
     lines = [f"Device: {r['machine']} ({r['device']}); roofline " +
              ", ".join(f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in peaks.items()), "",
              "| sampling | model | regime | batch | dtype | prompts/s | new tok/s | decode FLOP/s (2N·new) | "
-             "computed FLOP/s (2N·(prompt+new), head at new) | vs naive b1 | vs naive b32 |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "computed FLOP/s (2N·(prompt+new), head at new) | vs naive b1 | vs naive b32 | "
+             "GEMMs alone: s (share of run, roofline at that speed) |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     naive = {(s["model"], s["batch"]): s for s in r["sampling"] if s["sampler"] == "hf-generate"}
 
     def ratio(s: dict, batch: int) -> str:
@@ -369,7 +412,7 @@ def bench_table(r: dict) -> str:
                      f"{s['prompts_per_s']:.2f} | {s['new_tokens_per_s']:.0f} | "
                      f"{s['decode']['flop_per_s'] / 1e9:.0f} G ({s['decode']['roofline_fraction']:.0%}) | "
                      f"{s['total']['flop_per_s'] / 1e9:.0f} G ({s['total']['roofline_fraction']:.0%}) | "
-                     f"{ratio(s, 1)} | {ratio(s, 32)} |")
+                     f"{ratio(s, 1)} | {ratio(s, 32)} | {_floor(s.get('gemm_floor'), 'share_of_run')} |")
     if r["training"]:
         lines += ["", "| training | model | dtype | batch | s/step | tokens/s | FLOP/s (4N, head at completions) | "
                   "vs TRL default | base GEMMs alone: s/step (share of step, roofline at that speed) |",
@@ -378,11 +421,9 @@ def bench_table(r: dict) -> str:
         for t in r["training"]:
             base = trl.get(t["model"])
             ratio = f"{t['tokens_per_s'] / base['tokens_per_s']:.1f}×" if base else ""
-            g = t.get("gemm_floor")
-            floor = f"{g['seconds']:.2f} ({g['share_of_step']:.0%}, {g['roofline_fraction']:.0%})" if g else ""
             lines.append(f"| {t['trainer']} | {t['model']} | {t['dtype']} | {t['batch']} | {t['step_seconds']:.2f} | "
                          f"{t['tokens_per_s']:.0f} | {t['flop_per_s'] / 1e9:.0f} G ({t['roofline_fraction']:.0%}) | {ratio} | "
-                         f"{floor} |")
+                         f"{_floor(t.get('gemm_floor'), 'share_of_step')} |")
     if r["probes"]:
         lines += ["", "| probes | model | samples/s | Δlog P questions/s |", "|---|---|---|---|"]
         for p in r["probes"]:

@@ -47,6 +47,36 @@ def left_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Te
     return ids, mask, (mask.cumsum(-1) - 1).clamp(min=0)
 
 
+class LengthBucketSampler(torch.utils.data.Sampler[int]):
+    """Batches of rows of similar length, in a fresh random order every epoch.
+
+    Each epoch sorts the rows by length, breaking ties at random, cuts them into `batch_size` batches and
+    shuffles the full ones; a short one stays last, as the loader cuts the stream every `batch_size` rows.
+    transformers' LengthGroupedSampler sorts only within 4+ random megabatches: 5% padding in the default
+    300-row datasets and 14% in the bench's 64 rows, against ~1% here. Batch order stays random (no length
+    curriculum). Seeded: epoch k of one seed is always the same.
+    """
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int):
+        self.lengths, self.batch_size, self.seed, self.epoch = list(lengths), batch_size, seed, 0
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        tie = torch.rand(len(self.lengths), generator=g).tolist()
+        order = sorted(range(len(self.lengths)), key=lambda i: (self.lengths[i], tie[i]))
+        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        full = len(self.lengths) // self.batch_size
+        self.epoch += 1  # a loader that never calls set_epoch still gets new ties and order next epoch
+        for b in torch.randperm(full, generator=g).tolist() + list(range(full, len(batches))):
+            yield from batches[b]
+
+
 class CompletionCollator:
     """Left-pads prompt+completion; `labels` are -100 everywhere but completion tokens.
 

@@ -18,7 +18,7 @@ from traitbench.errors import TraitbenchError
 from traitbench.io import atomic_write_json
 from traitbench.models import LoadedModel, default_device, get_spec, load, resolve_dtype
 from traitbench.student.config import StudentConfig
-from traitbench.student.data import CompletionCollator, build_sft_rows, tokenize_sft_rows
+from traitbench.student.data import CompletionCollator, LengthBucketSampler, build_sft_rows, tokenize_sft_rows
 from traitbench.student.distill import check_same_vocabulary, completion_logits, completion_loss
 from traitbench.teacher.context import add_special_tokens, render_prompt
 
@@ -40,6 +40,13 @@ class CompletionTrainer(SFTTrainer):
         self.teacher = teacher.to(self.args.device).eval() if teacher is not None else None
         self.temperature = temperature
         self.train_tokens = 0
+
+    def _get_train_sampler(self, train_dataset=None):
+        """Length-bucketed batches (`LengthBucketSampler`) for `group_by_length`, else transformers' own."""
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if self.args.train_sampling_strategy != "group_by_length" or "length" not in dataset.column_names:
+            return super()._get_train_sampler(train_dataset)
+        return LengthBucketSampler(dataset["length"], self.args.per_device_train_batch_size, self.args.seed)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         labels = inputs.pop("labels")
