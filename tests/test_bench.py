@@ -26,7 +26,6 @@ def test_bench_tiny(tmp_path):
     ours = next(t for t in r["training"] if t["trainer"] == "traitbench")
     assert 0 < ours["gemm_floor"]["seconds"] and ours["gemm_floor"]["share_of_step"] > 0
     assert all(t["tokens_per_s"] > 0 for t in r["training"])
-
     assert r["probes"][0]["samples_per_s"] > 0
     table = bench_table(r)
     assert "| traitbench | tiny-llama | fixed | 4 |" in table and "vs TRL default" in table and "vs naive b1" in table

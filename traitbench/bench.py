@@ -128,24 +128,20 @@ def _prompts(lm, n: int, k_demos: int) -> list[str]:
     return sorted(texts, key=len)
 
 
-def _prompt_tokens(lm, texts: list[str], shared_prefix: bool) -> int:
-    """Prompt tokens the sampler computes: all of them, or the shared prefix once plus each row's suffix."""
-    ids = lm.tokenizer(texts, add_special_tokens=add_special_tokens(lm)).input_ids
-    n = sum(map(len, ids))
-    if shared_prefix and len(ids) > 1:
-        n -= (len(ids) - 1) * common_prefix_len(ids)
-    return n
-
-
-def sampling_gemm_seconds(lm, texts: list[str], new_tokens: int, device: str) -> float:
-    """GEMMs alone of a fixed-length run: the shared prefix once, the rows' suffixes packed, then
-    `new_tokens - 1` decode steps of the whole batch (the first token comes from the prefill's head)."""
+def _prompt_split(lm, texts: list[str]) -> tuple[int, int]:
+    """(tokens of the prefix all rows share, tokens of the rows' own suffixes together)."""
     ids = lm.tokenizer(texts, add_special_tokens=add_special_tokens(lm)).input_ids
     shared = common_prefix_len(ids) if len(ids) > 1 else 0
-    suffixes, rows, dtype = sum(map(len, ids)) - len(ids) * shared, len(ids), lm.model.dtype
-    return (gemm_seconds(lm.model, shared, 0, dtype, device, backward=False)
-            + gemm_seconds(lm.model, suffixes, rows, dtype, device, backward=False)
-            + (new_tokens - 1) * gemm_seconds(lm.model, rows, rows, dtype, device, backward=False))
+    return shared, sum(map(len, ids)) - len(ids) * shared
+
+
+def sampling_gemm_seconds(model, shared: int, suffixes: int, rows: int, new_tokens: int, device: str) -> float:
+    """GEMMs alone of a fixed-length run: the shared prefix once, the rows' suffixes packed, then
+    `new_tokens - 1` decode steps of the whole batch (the first token comes from the prefill's head)."""
+    def gemms(tokens: int, head_rows: int) -> float:
+        return gemm_seconds(model, tokens, head_rows, model.dtype, device, backward=False)
+
+    return gemms(shared, 0) + gemms(suffixes, rows) + (new_tokens - 1) * gemms(rows, rows)
 
 
 def _rate(flop: float, secs: float, peak: float) -> dict:
@@ -169,13 +165,13 @@ def bench_sampler(lm, name: str, cfg: BenchConfig, peaks: dict, device: str) -> 
             _sync(device)
             secs = time.perf_counter() - t0
             new = sum(s.n_tokens for s in out)
-            prefill = _prompt_tokens(lm, texts, shared_prefix=True)
-            flop = 2 * body * prefill + 2 * (body + head) * new
+            shared, suffixes = _prompt_split(lm, texts)
+            flop = 2 * body * (shared + suffixes) + 2 * (body + head) * new
             row = {"model": name, "sampler": "traitbench", "regime": regime, "batch": batch, "dtype": dtype,
                    "prompts_per_s": batch / secs, "new_tokens_per_s": new / secs, "seconds": secs,
                    "decode": _rate(2 * (body + head) * new, secs, peak), "total": _rate(flop, secs, peak)}
             if not task:  # fixed length: every step runs the whole batch, so its GEMMs are known
-                gemm = sampling_gemm_seconds(lm, texts, cfg.max_new_tokens, device)
+                gemm = sampling_gemm_seconds(lm.model, shared, suffixes, batch, cfg.max_new_tokens, device)
                 row["gemm_floor"] = {"seconds": gemm, "share_of_run": gemm / secs,
                                      "roofline_fraction": flop / gemm / peak}
             rows.append(row)
@@ -192,10 +188,12 @@ def bench_sampler(lm, name: str, cfg: BenchConfig, peaks: dict, device: str) -> 
         _sync(device)
         secs = time.perf_counter() - t0
         new = n * cfg.max_new_tokens
+        shared, suffixes = _prompt_split(naive, texts)
+        naive_prompt_tokens = n * shared + suffixes  # generate runs every row's whole prompt
         rows.append({"model": name, "sampler": "hf-generate", "regime": "fixed", "batch": batch, "dtype": "float32",
                      "prompts_per_s": n / secs, "new_tokens_per_s": new / secs, "seconds": secs,
                      "decode": _rate(2 * (body + head) * new, secs, peaks["float32"]),
-                     "total": _rate(2 * body * _prompt_tokens(naive, texts, shared_prefix=False)
+                     "total": _rate(2 * body * naive_prompt_tokens
                                     + 2 * (body + head) * new, secs, peaks["float32"])})
     del naive
     return rows
@@ -256,7 +254,8 @@ def gemm_seconds(model: torch.nn.Module, tokens: int, head_rows: int, dtype: tor
     total = 0.0
     for (rows, out_f, in_f), count in gemm_shapes(model, tokens, head_rows).items():
         if rows:
-            total += count * sum(_gemm_time(rows, out_f, in_f, dtype, device, grad) for grad in (False, True)[:1 + backward])
+            passes = (False, True) if backward else (False,)  # input gradient too
+            total += count * sum(_gemm_time(rows, out_f, in_f, dtype, device, grad) for grad in passes)
     return total
 
 
