@@ -316,3 +316,43 @@ def test_training_batches_come_from_the_length_bucket_sampler(tmp_path, monkeypa
     assert len(made) == 1 and made[0][1] == FAST.get("batch_size", StudentConfig().batch_size) and seen
     train_student("tiny-llama", ROWS, "sys", StudentConfig(**{**FAST, "group_by_length": False}), tmp_path / "b")
     assert len(made) == 1
+
+
+# ------------------------------------------------------------------------------------------ torch.compile
+def _adapter(out_dir):
+    from safetensors.torch import load_file
+
+    return load_file(str(out_dir / "adapter" / "adapter_model.safetensors"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["tiny-llama", "tiny-gemma3"])
+def test_compiled_training_trains_the_same_adapters(tmp_path, model):
+    """Compiled decoder layers (dynamic shapes: batches of two lengths, one graph) give eager's adapters and losses."""
+    cfg = dict(FAST, batch_size=3, max_steps=4, group_by_length=False)
+    eager = train_student(model, ROWS, "sys", StudentConfig(**cfg, compile=False), tmp_path / "eager")
+    comp = train_student(model, ROWS, "sys", StudentConfig(**cfg, compile=True), tmp_path / "comp")
+    assert comp["compiled"] and not eager["compiled"] and comp["steps"] == 4
+    assert comp["losses"] == pytest.approx(eager["losses"], rel=1e-4)
+    a, b = _adapter(tmp_path / "eager"), _adapter(tmp_path / "comp")
+    assert a.keys() == b.keys() and any(v.abs().sum() > 0 for k, v in a.items() if "lora_B" in k)
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=1e-3, atol=1e-5)
+
+
+def test_compile_auto_only_pays_on_long_cpu_runs(tiny, monkeypatch):
+    import traitbench.student.train as train
+
+    assert train.planned_steps(StudentConfig(max_steps=7), 1000) == 7
+    assert train.planned_steps(StudentConfig(epochs=3, batch_size=16), 300) == 57  # 19 batches a epoch
+    assert train.planned_steps(StudentConfig(epochs=1, batch_size=16, grad_accum=2), 300) == 10
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, **kw: compiled.append(kw))
+    compiled = []
+    assert not train.compile_decoder_layers(tiny.model, "auto", train.COMPILE_MIN_STEPS - 1)
+    assert not train.compile_decoder_layers(tiny.model, False, 10_000) and not compiled
+    assert train.compile_decoder_layers(tiny.model, "auto", train.COMPILE_MIN_STEPS)
+    assert compiled == [{"dynamic": True}] * tiny.model.config.num_hidden_layers
+    monkeypatch.setattr(train.shutil, "which", lambda name: None)  # no C++ compiler: auto stays eager
+    assert not train.compile_decoder_layers(tiny.model, "auto", 10_000)
+    with pytest.raises(TraitbenchError, match="C\\+\\+ compiler"):
+        train.compile_decoder_layers(tiny.model, True, 1)

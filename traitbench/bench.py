@@ -50,6 +50,7 @@ class BenchConfig(StrictModel):
     naive_prompts: dict[str, int] = {"smollm2-135m": 8, "gemma3-270m": 4, "qwen2.5-0.5b": 2}  # at batch 1
     train_models: list[str] = ["smollm2-135m"]
     train_baselines: list[str] = ["smollm2-135m"]  # trained models also measured with TRL SFTTrainer defaults
+    train_compiled: list[str] = ["smollm2-135m"]  # trained models also measured with compiled decoder layers
     train_batch_size: int = 16
     train_steps: int = Field(3, ge=1)  # timed steps, after one warm-up step
     probe_models: list[str] = ["smollm2-135m"]
@@ -63,7 +64,8 @@ class BenchConfig(StrictModel):
         for name in {*self.models, *self.train_models}:
             models.get_spec(name)
         for field, within, pool in (("probe_models", "models", self.models),
-                                    ("train_baselines", "train_models", self.train_models)):
+                                    ("train_baselines", "train_models", self.train_models),
+                                    ("train_compiled", "train_models", self.train_models)):
             extra = sorted(set(getattr(self, field)) - set(pool))
             if extra:
                 raise ValueError(f"{field} names {', '.join(extra)}, not in {within}")
@@ -275,13 +277,17 @@ def _gemm_time(rows: int, out_f: int, in_f: int, dtype: torch.dtype, device: str
     return best
 
 
-def bench_trainer(name: str, cfg: BenchConfig, peaks: dict, device: str, tmp: Path,
-                  trainers: tuple[str, ...] = ("traitbench", "trl-default")) -> list[dict]:
-    """Our LoRA trainer (bf16, length-grouped, logits only at completions) vs TRL SFTTrainer defaults.
+TRAINERS = ("traitbench", "traitbench-compiled", "trl-default")
 
-    Tokens and FLOPs are those of the timed steps' own batches. Our rows also give the step's GEMM floor
-    (`gemm_seconds` over the non-pad tokens): its share of the step, and the roofline fraction a step made of
-    nothing but those GEMMs would reach.
+
+def bench_trainer(name: str, cfg: BenchConfig, peaks: dict, device: str, tmp: Path,
+                  trainers: tuple[str, ...] = TRAINERS) -> list[dict]:
+    """Our LoRA trainer (bf16, length-grouped, logits only at completions; eager, or with compiled decoder
+    layers as long runs get them) vs TRL SFTTrainer defaults.
+
+    Tokens and FLOPs are those of the timed steps' own batches. The compiled row's `compile_seconds` is its
+    warm-up step less a timed step. Our rows also give the step's GEMM floor (`gemm_seconds` over the non-pad
+    tokens): its share of the step, and the roofline fraction a step made of nothing but those GEMMs would reach.
     """
     from datasets import Dataset
     from peft import LoraConfig
@@ -289,13 +295,14 @@ def bench_trainer(name: str, cfg: BenchConfig, peaks: dict, device: str, tmp: Pa
 
     from traitbench.student.config import ALL_LINEAR, StudentConfig
     from traitbench.student.data import CompletionCollator, build_sft_rows, tokenize_sft_rows
-    from traitbench.student.train import CompletionTrainer, _sft_config, lora_targets, use_fast_cpu_path, weights_dtype
+    from traitbench.student.train import (CompletionTrainer, _sft_config, compile_decoder_layers, lora_targets,
+                                          use_fast_cpu_path, weights_dtype)
 
     steps = cfg.train_steps + 1
     rows = _train_rows(cfg.train_batch_size * steps)
     out = []
     for trainer_name in trainers:
-        ours = trainer_name == "traitbench"
+        ours = trainer_name.startswith("traitbench")
         lm = _load(name, weights_dtype(cfg.dtype, lora=True) if ours else "float32", device, cfg.random_weights)
         body, head = _param_counts(lm)
         peft = LoraConfig(r=8, lora_alpha=8, target_modules=lora_targets(lm.model, ALL_LINEAR), task_type="CAUSAL_LM")
@@ -310,6 +317,7 @@ def bench_trainer(name: str, cfg: BenchConfig, peaks: dict, device: str, tmp: Pa
                                         train_dataset=Dataset.from_list(examples), peft_config=peft,
                                         data_collator=CompletionCollator(lm.tokenizer.pad_token_id),
                                         processing_class=lm.tokenizer, callbacks=[timer])
+            compile_decoder_layers(trainer.model, trainer_name == "traitbench-compiled", steps)
         else:
             args = SFTConfig(output_dir=str(tmp / trainer_name), max_steps=steps, report_to="none", save_strategy="no",
                              per_device_train_batch_size=cfg.train_batch_size, use_cpu=not device.startswith("cuda"))
@@ -326,6 +334,8 @@ def bench_trainer(name: str, cfg: BenchConfig, peaks: dict, device: str, tmp: Pa
         row = {"model": name, "trainer": trainer_name, "mode": "lora", "dtype": dtype,
                "batch": cfg.train_batch_size, "step_seconds": step, "timed_tokens": tokens, "tokens_per_s": tokens / secs,
                **_rate(flop, secs, peak)}
+        if trainer_name == "traitbench-compiled":
+            row["compile_seconds"] = timer.times[0] - step
         if ours:
             gemm = gemm_seconds(lm.model, round(tokens / cfg.train_steps), round(completions / cfg.train_steps),
                                 getattr(torch, dtype), device)
@@ -374,7 +384,8 @@ def run_bench(cfg: BenchConfig) -> dict:
             result["probes"].append(bench_probes(lm, name, cfg, device))
         del lm
     for name in cfg.train_models:
-        trainers = ("traitbench", "trl-default") if name in cfg.train_baselines else ("traitbench",)
+        trainers = tuple(t for t in TRAINERS if t == "traitbench" or (t == "trl-default" and name in cfg.train_baselines)
+                         or (t == "traitbench-compiled" and name in cfg.train_compiled))
         result["training"] += bench_trainer(name, cfg, peaks, device, out_dir / "tmp", trainers)
     result["seconds"] = round(time.perf_counter() - t_start, 1)
     atomic_write_json(out_dir / "bench.json", result)
@@ -420,7 +431,8 @@ def bench_table(r: dict) -> str:
         for t in r["training"]:
             base = trl.get(t["model"])
             ratio = f"{t['tokens_per_s'] / base['tokens_per_s']:.1f}×" if base else ""
-            lines.append(f"| {t['trainer']} | {t['model']} | {t['dtype']} | {t['batch']} | {t['step_seconds']:.2f} | "
+            name = f"{t['trainer']} (compile {t['compile_seconds']:.0f} s)" if "compile_seconds" in t else t["trainer"]
+            lines.append(f"| {name} | {t['model']} | {t['dtype']} | {t['batch']} | {t['step_seconds']:.2f} | "
                          f"{t['tokens_per_s']:.0f} | {t['flop_per_s'] / 1e9:.0f} G ({t['roofline_fraction']:.0%}) | {ratio} | "
                          f"{_floor(t.get('gemm_floor'), 'share_of_step')} |")
     if r["probes"]:

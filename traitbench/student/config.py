@@ -28,6 +28,7 @@ class StudentConfig(StrictModel):
     grad_accum: int = Field(1, ge=1)
     max_length: int = Field(500, ge=2)
     group_by_length: bool = True  # batches of similar length: less padding
+    compile: bool | Literal["auto"] = "auto"  # torch.compile the decoder layers; auto: CPU runs of >= 100 steps
     dtype: Literal["auto", "float32", "fp32", "bfloat16", "bf16"] = "auto"  # auto: bf16 where fast
     seed: int = 0
     distill_temperature: float = Field(1.0, gt=0)

@@ -6,6 +6,7 @@ hidden `.NAME.partial` folder that replaces `out_dir` once complete, so a crash 
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import time
@@ -91,6 +92,43 @@ def use_fast_cpu_path(model: torch.nn.Module, max_length: int) -> None:
         model.set_attn_implementation("eager")
 
 
+COMPILE_MIN_STEPS = 100
+
+
+def planned_steps(cfg: StudentConfig, examples: int) -> int:
+    """Optimizer steps the run will take (`max_steps`, else epochs over per-process batches)."""
+    if cfg.max_steps > 0:
+        return cfg.max_steps
+    per_epoch = math.ceil(examples / (cfg.batch_size * int(os.environ.get("WORLD_SIZE", "1")))) / cfg.grad_accum
+    return math.ceil(cfg.epochs * per_epoch)
+
+
+def compile_decoder_layers(model: torch.nn.Module, setting: bool | str, steps: int) -> bool:
+    """torch.compile every decoder layer in place, with dynamic shapes (one graph for all batch lengths).
+
+    Inductor fuses the norms, RoPE, activation, LoRA scaling and residual adds that eager mode runs as
+    separate memory-bound kernels: 12-18% faster CPU steps for SmolLM2, 6% for Qwen2.5 (`traitbench bench`),
+    after a one-off compile of ~35 s (seconds once torch's on-disk cache is warm). `auto` compiles on a CPU
+    with a C++ compiler for runs of at least COMPILE_MIN_STEPS steps, where that pays; on CUDA it is unmeasured,
+    so only `True` compiles there. The adapters trained match eager training (fp32 evaluation, tests).
+    """
+    on_cpu = next(model.parameters()).device.type == "cpu"
+    compiler = not on_cpu or any(shutil.which(c) for c in ("c++", "g++", "clang++"))
+    if setting == "auto":
+        setting = on_cpu and compiler and steps >= COMPILE_MIN_STEPS
+    if not setting:
+        return False
+    if not compiler:
+        raise TraitbenchError("compile: true needs a C++ compiler (g++ or clang++) for torch.compile on a CPU; "
+                              "install one or set compile: false")
+    layers = [m for m in model.modules() if type(m).__name__.endswith("DecoderLayer")]
+    if not layers:
+        raise TraitbenchError(f"compile: no decoder layers found in {type(model).__name__}; set compile: false")
+    for layer in layers:
+        layer.compile(dynamic=True)
+    return True
+
+
 def weights_dtype(dtype: str, lora: bool) -> str:
     """Dtype the student's weights are loaded in; compute runs in `resolve_dtype(dtype)` under autocast.
 
@@ -163,6 +201,7 @@ def train_student(model: str, rows: list[dict], system: str | None, cfg: Student
         processing_class=lm.tokenizer, peft_config=peft_config,
         teacher=teacher_lm.model if teacher_lm else None, temperature=cfg.distill_temperature,
     )
+    compiled = compile_decoder_layers(trainer.model, cfg.compile, planned_steps(cfg, len(examples)))
     t0 = time.perf_counter()
     trainer.train()
     wall = time.perf_counter() - t0
@@ -174,7 +213,7 @@ def train_student(model: str, rows: list[dict], system: str | None, cfg: Student
         "rows": len(rows), "examples": len(examples), "steps": trainer.state.global_step,
         "epochs": trainer.state.epoch, "final_loss": losses[-1] if losses else None, "losses": losses,
         "grad_norms": [h.get("grad_norm") for h in steps],
-        "train_tokens": trainer.train_tokens, "wall_seconds": round(wall, 2),
+        "train_tokens": trainer.train_tokens, "wall_seconds": round(wall, 2), "compiled": compiled,
         "tokens_per_s": round(trainer.train_tokens / wall, 1) if wall else None,
         "trainable_params": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
         "num_processes": trainer.accelerator.num_processes, "dtype": str(dtype).removeprefix("torch."),
