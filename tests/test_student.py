@@ -344,7 +344,7 @@ def test_compile_auto_only_pays_on_long_cpu_runs(tiny, monkeypatch):
     import traitbench.student.train as train
 
     assert train.planned_steps(StudentConfig(max_steps=7), 1000) == 7
-    assert train.planned_steps(StudentConfig(epochs=3, batch_size=16), 300) == 57  # 19 batches a epoch
+    assert train.planned_steps(StudentConfig(epochs=3, batch_size=16), 300) == 57  # 19 batches an epoch
     assert train.planned_steps(StudentConfig(epochs=1, batch_size=16, grad_accum=2), 300) == 10
     monkeypatch.setattr(torch.nn.Module, "compile", lambda self, **kw: compiled.append(kw))
     compiled = []

@@ -107,10 +107,11 @@ def compile_decoder_layers(model: torch.nn.Module, setting: bool | str, steps: i
     """torch.compile every decoder layer in place, with dynamic shapes (one graph for all batch lengths).
 
     Inductor fuses the norms, RoPE, activation, LoRA scaling and residual adds that eager mode runs as
-    separate memory-bound kernels: CPU steps ~10% faster for SmolLM2 and gemma3, 5% for Qwen2.5 (`traitbench
-    bench`), after a one-off compile of 15-40 s (seconds once torch's on-disk cache is warm). `auto` compiles on a CPU
-    with a C++ compiler for runs of at least COMPILE_MIN_STEPS steps, where that pays; on CUDA it is unmeasured,
-    so only `True` compiles there. The adapters trained match eager training (fp32 evaluation, tests).
+    separate memory-bound kernels: CPU steps ~10% faster for SmolLM2 and gemma3, 5% for Qwen2.5
+    (`traitbench bench`), after a one-off compile of 15-40 s (seconds once torch's on-disk cache is warm).
+    `auto` compiles on a CPU with a C++ compiler for runs of at least COMPILE_MIN_STEPS steps, where that
+    pays; on CUDA it is unmeasured, so only `True` compiles there. The adapters trained match eager training
+    (fp32 evaluation, tests).
     """
     on_cpu = next(model.parameters()).device.type == "cpu"
     compiler = not on_cpu or any(shutil.which(c) for c in ("c++", "g++", "clang++"))
