@@ -343,9 +343,10 @@ def test_compiled_training_trains_the_same_adapters(tmp_path, model):
 def test_compile_auto_only_pays_on_long_cpu_runs(tiny, monkeypatch):
     import traitbench.student.train as train
 
-    assert train.planned_steps(StudentConfig(max_steps=7), 1000) == 7
-    assert train.planned_steps(StudentConfig(epochs=3, batch_size=16), 300) == 57  # 19 batches an epoch
-    assert train.planned_steps(StudentConfig(epochs=1, batch_size=16, grad_accum=2), 300) == 10
+    assert train.planned_steps(StudentConfig(max_steps=7), 1000, 1) == 7
+    assert train.planned_steps(StudentConfig(epochs=3, batch_size=16), 300, 1) == 57  # 19 batches an epoch
+    assert train.planned_steps(StudentConfig(epochs=1, batch_size=16, grad_accum=2), 300, 1) == 10
+    assert train.planned_steps(StudentConfig(epochs=3, batch_size=16), 300, 2) == 30  # 10 batches of each process
     monkeypatch.setattr(torch.nn.Module, "compile", lambda self, **kw: compiled.append(kw))
     compiled = []
     assert not train.compile_decoder_layers(tiny.model, "auto", train.COMPILE_MIN_STEPS - 1)

@@ -384,8 +384,8 @@ def run_bench(cfg: BenchConfig) -> dict:
             result["probes"].append(bench_probes(lm, name, cfg, device))
         del lm
     for name in cfg.train_models:
-        trainers = tuple(t for t in TRAINERS if t == "traitbench" or (t == "trl-default" and name in cfg.train_baselines)
-                         or (t == "traitbench-compiled" and name in cfg.train_compiled))
+        only = {"traitbench-compiled": cfg.train_compiled, "trl-default": cfg.train_baselines}  # else every model
+        trainers = tuple(t for t in TRAINERS if name in only.get(t, [name]))
         result["training"] += bench_trainer(name, cfg, peaks, device, out_dir / "tmp", trainers)
     result["seconds"] = round(time.perf_counter() - t_start, 1)
     atomic_write_json(out_dir / "bench.json", result)

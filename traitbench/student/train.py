@@ -95,11 +95,11 @@ def use_fast_cpu_path(model: torch.nn.Module, max_length: int) -> None:
 COMPILE_MIN_STEPS = 100
 
 
-def planned_steps(cfg: StudentConfig, examples: int) -> int:
-    """Optimizer steps the run will take (`max_steps`, else epochs over per-process batches)."""
+def planned_steps(cfg: StudentConfig, examples: int, processes: int) -> int:
+    """Optimizer steps the run will take (`max_steps`, else epochs over batches of every process)."""
     if cfg.max_steps > 0:
         return cfg.max_steps
-    per_epoch = math.ceil(examples / (cfg.batch_size * int(os.environ.get("WORLD_SIZE", "1")))) / cfg.grad_accum
+    per_epoch = math.ceil(examples / (cfg.batch_size * processes)) / cfg.grad_accum
     return math.ceil(cfg.epochs * per_epoch)
 
 
@@ -202,7 +202,7 @@ def train_student(model: str, rows: list[dict], system: str | None, cfg: Student
         processing_class=lm.tokenizer, peft_config=peft_config,
         teacher=teacher_lm.model if teacher_lm else None, temperature=cfg.distill_temperature,
     )
-    compiled = compile_decoder_layers(trainer.model, cfg.compile, planned_steps(cfg, len(examples)))
+    compiled = compile_decoder_layers(trainer.model, cfg.compile, planned_steps(cfg, len(examples), trainer.args.world_size))
     t0 = time.perf_counter()
     trainer.train()
     wall = time.perf_counter() - t0
