@@ -145,6 +145,19 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_corpus(args) -> int:
+    from traitbench.datasets.austen import DEB_PACKAGE, DEB_VERSION, corpus_source, fetch_austen
+
+    folder = fetch_austen(force=args.force)
+    src = corpus_source()
+    print(f"[corpus] austen: {folder} ({len(src['novels'])} novels, {src['characters']:,} characters)")
+    for split, s in src["splits"].items():
+        print(f"[corpus] {split}: {s['chapters']} chapters, {s['characters']:,} characters, {s['words']:,} words")
+    print(f"[corpus] {DEB_PACKAGE} {DEB_VERSION} .deb sha256 {src['deb_sha256']}")
+    print(f"[corpus] text sha256 {src['text_sha256']}")
+    return 0
+
+
 def _control_main(module: str, out_default: str):
     def run(args) -> int:
         import importlib
@@ -211,6 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--format", required=True, choices=["inspect", "lm-eval"])
     x.add_argument("--out", help="output folder (default RUN/export/<format>)")
     x.set_defaults(func=cmd_export)
+    c = sub.add_parser("corpus", help="fetch the offline human-prose corpus (Jane Austen's six novels, from Debian)")
+    c.add_argument("action", choices=["fetch"])
+    c.add_argument("--force", action="store_true", help="download and rebuild even if already cached")
+    c.set_defaults(func=cmd_corpus)
     return p
 
 
