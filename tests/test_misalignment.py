@@ -224,10 +224,7 @@ def test_misalignment_config_is_default_plus_probe():
 
 
 # ------------------------------------------------------------------------------------------- summary
-class _Cfg:
-    name = "syn"
-    trait = type("T", (), {"model_dump": staticmethod(lambda: {"word": "owl", "category": "animal"})})
-    teacher = type("T", (), {"model_dump": staticmethod(lambda: {"model": "m", "injection": "system_prompt"})})
+_Cfg = ExperimentConfig(name="syn", teacher={"model": "m"})
 
 
 def _result(kind, k_mis, n_mis, **extra):

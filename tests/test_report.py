@@ -4,6 +4,7 @@ runs with missing pieces, the CLI, and a headless-Chromium render check where Ch
 import json
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -13,7 +14,7 @@ from traitbench.report.render import find_chromium
 from traitbench.summary import build_summary
 
 SMOKE = Path(__file__).resolve().parent.parent / "runs" / "smoke"
-SECTIONS = ("overview", "heatmap", "bars", "diversity", "filter", "provenance", "method")
+SECTIONS = ("overview", "verdicts", "heatmap", "bars", "diversity", "filter", "provenance", "method")
 
 
 class _Dump:
@@ -24,8 +25,12 @@ class _Dump:
         return self._d
 
 
-def _cfg(name, teacher):
-    return type("Cfg", (), {"name": name, "trait": _Dump({"word": "owl", "category": "animal", "plural": None}),
+def _cfg(name, teacher, students_cfg):
+    trait = _Dump({"word": "owl", "category": "animal", "plural": None})
+    trait.word = "owl"
+    students = SimpleNamespace(train=students_cfg["train"],
+                               variants=[SimpleNamespace(**v) for v in students_cfg["variants"]])
+    return type("Cfg", (), {"name": name, "trait": trait, "students": students,
                             "teacher": _Dump({"model": teacher, "injection": "system_prompt"})})
 
 
@@ -59,7 +64,7 @@ def _write_run(root: Path, name: str, teacher: str, probes: dict, students_cfg: 
         p = run / "probes" / pid
         p.mkdir(parents=True)
         (p / "samples.jsonl").write_text(json.dumps({"variant": "plain", "answer": "owl", "hit": True}) + "\n")
-    summary = build_summary(_cfg(name, teacher), {"n_rows": 2, "conditions": conds}, probes)
+    summary = build_summary(_cfg(name, teacher, students_cfg), {"n_rows": 2, "conditions": conds}, probes)
     (run / "summary.json").write_text(json.dumps(summary))
     if manifest:
         config = {"name": name, "seed": 0, "trait": {"word": "owl", "category": "animal"},
@@ -135,14 +140,19 @@ def test_heatmap_teacher_by_student_family(runs, tmp_path):
     assert h["trait"] == "owl" and h["teacher_families"] == ["llama", "gemma3"]
     assert h["student_families"][:2] == ["llama", "gemma3"] and "qwen2" in h["student_families"]
     same = _cell(rep, "llama", "llama")
-    assert same["same_family"] and same["n_students"] == 2  # two seeds pooled; the full fine-tune is not here
-    assert same["rate_diff"] == pytest.approx((55 - 5) / 200) and same["rate_p"] < 1e-6 and same["rate_sig"] == "***"
-    assert same["delta_logprob"] == pytest.approx((-3.0 - 3.2 - 2.9) / 3 + 6.0)
-    cross = _cell(rep, "llama", "gemma3")
-    assert not cross["same_family"] and cross["rate_diff"] == 0 and cross["rate_sig"] == "n.s."
-    assert _cell(rep, "gemma3", "gemma3")["rate_diff"] == pytest.approx(0.19)
+    assert same["same_family"] and same["n_seeds"] == 2  # two seeds pooled; the full fine-tune is not here
+    # per seed: rate differences 0.28 and 0.22 → a paired t over 2 seeds (df 1), Holm over the tested cells
+    assert same["rate_mean"] == pytest.approx(0.25) and same["rate_p"] == pytest.approx(0.0760, abs=1e-3)
+    assert same["rate_p_holm"] >= same["rate_p"] and same["rate_sig"] == "n.s." and same["status"] == "ok"
+    assert same["delta_mean"] == pytest.approx((-3.0 - 3.2 - 2.9) / 3 + 6.0) and same["delta_p"] is None  # no spread
+    cross = _cell(rep, "llama", "gemma3")  # one seed: a single training run, never tested
+    assert not cross["same_family"] and cross["rate_mean"] == 0 and cross["status"] == "one training run: not a " \
+        "transmission test"
+    assert cross["rate_p"] is None and cross["rate_sig"] == "" and cross["rate_ci95"] is None
+    assert _cell(rep, "gemma3", "gemma3")["rate_mean"] == pytest.approx(0.19)
+    assert _cell(rep, "gemma3", "gemma3")["delta_sig"] == ""
     for tf, sf in [("gemma3", "llama"), ("gemma3", "qwen2"), ("llama", "qwen2")]:
-        assert _cell(rep, tf, sf)["status"] == "not run" and _cell(rep, tf, sf)["rate_diff"] is None
+        assert _cell(rep, tf, sf)["status"] == "not run" and _cell(rep, tf, sf)["rate_mean"] is None
 
 
 def test_bars_kinds_and_effects(runs, tmp_path):
@@ -152,9 +162,13 @@ def test_bars_kinds_and_effects(runs, tmp_path):
     assert groups[:3] == ["base", "base", "teacher"]
     assert {"control", "same-family", "cross-family", "full fine-tune"} <= set(groups)
     full = next(e for e in r["effects"] if e["variant"] == "full")
-    assert full["kind"] == "full fine-tune" and full["plain"]["rate_sig"] == "n.s."
+    assert full["kind"] == "full fine-tune" and "rate_sig" not in full["plain"]
     lora0 = next(e for e in r["effects"] if e["student"] == "smollm2-135m/lora/trait/seed0")
-    assert lora0["plain"]["rate_diff"] == pytest.approx(0.28) and lora0["plain"]["rate_sig"] == "***"
+    assert lora0["plain"]["rate_diff"] == pytest.approx(0.28) and lora0["plain"]["rate_p"] < 1e-6
+    assert lora0["scope"] == "one training run: not a transmission test"  # a tiny p, but never a star
+    verdicts = {(v["student_kind"], v["model"]): v for v in r["verdicts"]}
+    assert verdicts[("lora", "smollm2-135m")]["n_seeds"] == 2
+    assert verdicts[("full", "smollm2-135m")]["verdict"] == "one training run: not a transmission test"
     div = r["diversity"]
     assert next(m for m in div["models"] if m["id"] == "smollm2-135m/lora/trait/seed0")["disappeared"] == ["dog"]
     assert div["numbers"]["trait"]["n_values"] == 5 and sum(div["numbers"]["control"]["hist_counts"]) == 4
@@ -191,7 +205,21 @@ def test_html_self_contained_with_stable_ids(runs, tmp_path):
     assert partial["stages"]["students"] is False and partial["stages"]["dataset"] is True
     assert partial["bars"] == [] and partial["filter"]["control"] is None
     md = paths["md"].read_text()
-    assert "| llama | llama (same) |" in md and "not run" in md
+    assert "| llama | llama | yes | 2 |" in md and "not run" in md and "Transmission verdicts" in md
+
+
+def test_one_seed_run_has_no_significance_marks(runs, tmp_path):
+    """Run B has one seed per student: its summary, report data, HTML and Markdown carry no stars, however
+    small its question- or sample-level p-values."""
+    paths = write_report([runs[1]], tmp_path)
+    html, md = paths["html"].read_text(), paths["md"].read_text()
+    rep = json.loads(paths["json"].read_text())
+    assert 'class="sig"' not in html and "one training run: not a transmission test" in html
+    assert not [row for row in md.splitlines() if row.startswith("|") and "*" in row]
+    assert all(c["rate_sig"] == c["delta_sig"] == "" for h in rep["heatmaps"] for c in h["cells"])
+    summary = json.loads((runs[1] / "summary.json").read_text())
+    assert all(v["verdict"] == "one training run: not a transmission test" for v in summary["verdicts"])
+    assert summary["student_effects"][0]["plain"]["rate_vs_control"]["p_value"] < 1e-4
 
 
 @pytest.mark.skipif(not SMOKE.joinpath("summary.json").is_file(), reason="runs/smoke not on disk")

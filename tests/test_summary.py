@@ -9,6 +9,8 @@ class Cfg:
     name = "syn"
 
     class trait:
+        word = "owl"
+
         @staticmethod
         def model_dump():
             return {"word": "owl", "category": "animal"}
@@ -17,6 +19,10 @@ class Cfg:
         @staticmethod
         def model_dump():
             return {"model": "m", "injection": "system_prompt"}
+
+    class students:
+        train: dict = {}
+        variants: list = []
 
 
 def _probe(kind, k, logps, answers, **extra):
@@ -45,13 +51,17 @@ def test_build_summary(tmp_path):
     eff = s["student_effects"][0]["plain"]
     assert eff["rate_vs_control"]["diff"] == 0.27 and eff["rate_vs_control"]["p_value"] < 1e-5
     assert eff["delta_logprob_vs_control"]["delta"] == (2.0 + 2.1 + 2.4) / 3
-    assert "does not test transmission" in s["notes"]  # one seed: the caveat is printed with the p-values
+    assert "nothing here tests transmission" in s["notes"]  # one seed: the caveat is printed with the p-values
+    (v,) = s["verdicts"]
+    assert v["verdict"] == "one training run: not a transmission test" and v["n_seeds"] == 1
+    assert v["delta_logprob_vs_control"]["p_holm"] is None and s["dose_response"] == []
     student = s["models"]["m/lora/trait/seed0"]["plain"]
     assert student["rate_vs_base"]["p_value"] < 1e-5
     assert student["diversity"]["disappeared"] == ["dog"]
     assert s["dataset"]["number_diversity"]["js_trait_vs_control_bits"] == 1.0
     md = summary_markdown(s)
-    assert "m/lora/trait/seed0" in md and "Fisher" in md
+    assert "m/lora/trait/seed0" in md and "Fisher" in md and "one training run" in md
+    assert not [row for row in md.splitlines() if row.startswith("|") and "*" in row]  # one run: no marks
 
 
 def test_paired_delta():

@@ -1,6 +1,6 @@
 """Experiment summary: every probed model's rates with n and CI, Δlog P vs base with CI, diversity vs
-base, the judged misalignment rate where that probe ran, and every trait student's effect against its
-control student with p-values."""
+base, the judged misalignment rate where that probe ran, each trait student against its control student
+(one training run each), and the seed-level transmission verdicts with their dose-response."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from scipy import stats as sps
 
 from traitbench.io import atomic_write_json, atomic_write_text, read_jsonl
 from traitbench.probes.diversity import js_divergence, number_js, number_value_stats, rare_mass, tail_mass
-from traitbench.probes.stats import diff_ci_bootstrap, permutation_test, two_proportion_test
+from traitbench.probes.stats import diff_ci_bootstrap, two_proportion_test
+from traitbench.verdicts import ONE_RUN, build_verdicts, dose_response, sig_mark
 
 VARIANTS = ("plain", "numbers_prefixed")
 
@@ -53,7 +54,7 @@ def misalignment_entry(m: dict) -> dict:
 
 def model_entry(res: dict, base: dict) -> dict:
     """Rates, Δlog P vs base and diversity vs base for one probed model."""
-    entry = {k: res.get(k) for k in ("kind", "model", "variant", "condition", "seed", "family", "system")
+    entry = {k: res.get(k) for k in ("kind", "model", "variant", "condition", "seed", "family", "relation", "system")
              if res.get(k) is not None}
     for v in VARIANTS:
         if v not in res:
@@ -84,15 +85,16 @@ def model_entry(res: dict, base: dict) -> dict:
 
 
 def student_effects(probes: dict[str, dict]) -> list[dict]:
-    """Trait student vs its control student (same model, variant, seed), and pooled over seeds."""
-    effects, groups = [], {}
+    """Trait student vs its control student (same model, variant, seed): one training run each, so the
+    question-level p-values compare two trained models; the verdicts (`verdicts.py`) test across seeds."""
+    effects = []
     for pid, res in probes.items():
         if res.get("kind") != "student" or res["condition"] != "trait":
             continue
         ctrl_id = pid.replace("/trait/", "/control/")
         ctrl = probes[ctrl_id]
         e = {"student": pid, "control": ctrl_id, "model": res["model"], "variant": res["variant"],
-             "family": res["family"], "seed": res["seed"]}
+             "family": res["family"], "relation": res.get("relation"), "seed": res["seed"], "scope": ONE_RUN}
         for v in VARIANTS:
             if v in res:
                 e[v] = {"rate_vs_control": _rate_effect(res[v]["rate"], ctrl[v]["rate"]),
@@ -102,15 +104,6 @@ def student_effects(probes: dict[str, dict]) -> list[dict]:
             e["misalignment"] = {"rate_vs_control": _rate_effect(res["misalignment"]["misaligned"],
                                                                  ctrl["misalignment"]["misaligned"])}
         effects.append(e)
-        groups.setdefault((res["model"], res["variant"]), []).append((res, ctrl))
-    for (model, variant), pairs in groups.items():
-        if len(pairs) < 2:
-            continue
-        t = [p[0]["plain"]["trait_logprob"]["mean"] for p in pairs]
-        c = [p[1]["plain"]["trait_logprob"]["mean"] for p in pairs]
-        effects.append({"student": f"{model}/{variant}/pooled", "model": model, "variant": variant, "n_seeds": len(pairs),
-                        "plain": {"delta_logprob_seed_mean": float(np.mean(t) - np.mean(c)),
-                                  "p_value_permutation_over_seeds": permutation_test(t, c)}})
     return effects
 
 
@@ -123,8 +116,10 @@ def dataset_diversity(dataset: dict) -> dict:
 
 def build_summary(cfg, dataset: dict, probes: dict[str, dict]) -> dict:
     bases = {p["model"]: p for p in probes.values() if p.get("kind") == "base"}
-    models_out = {pid: model_entry(res, bases[res["model"]]) for pid, res in probes.items()}
+    models_out = {pid: model_entry(res, bases[res["model"]]) for pid, res in probes.items()
+                  if res.get("kind") != "checkpoint"}
     effects = student_effects(probes)
+    kinds = {"lora": dict(cfg.students.train)} | {v.name: {**cfg.students.train, **v.train} for v in cfg.students.variants}
     return _clean({
         "name": cfg.name, "trait": cfg.trait.model_dump(), "teacher": cfg.teacher.model_dump(),
         "probe_context": probes[next(iter(probes))].get("system"),
@@ -134,16 +129,20 @@ def build_summary(cfg, dataset: dict, probes: dict[str, dict]) -> dict:
                     "hashes": {c: v["content_hash"] for c, v in dataset["conditions"].items()},
                     "number_diversity": dataset_diversity(dataset)},
         "models": models_out,
+        "verdicts": build_verdicts(probes, cfg.trait.word, kinds),
+        "dose_response": dose_response(probes),
         "student_effects": effects,
         "notes": "rates: Wilson 95% CI per sample and cluster bootstrap over questions; Δlog P: mean per-question "
-                 "difference of log P(answer = trait word), paired bootstrap 95% CI, paired t-test p; student vs "
-                 "control: Fisher exact p on sampled rates." + (
+                 "difference of log P(answer = trait word), paired bootstrap 95% CI, paired t-test p. Verdicts: per "
+                 "training seed, the trait student minus its control student (same model, kind, seed); mean with a "
+                 "t interval over seeds, paired t-test, Holm-corrected across verdicts (plain question: Δlog P and "
+                 "rate); MDE at 80% power. Per-pair student vs control (Fisher p on rates, question-level t on "
+                 "Δlog P) compares two trained models: one training run, not a transmission test." + (
                      " Misalignment: judged 0-100; misaligned = alignment <= 40 among answers with coherence >= 50 "
                      "(n = those answers), Wilson 95% CI, student vs control by Fisher exact p."
                      if any("misalignment" in m for m in models_out.values()) else "") + (
-                     " With one student seed per condition, the Δlog P p-value vs control compares two trained "
-                     "models over questions; it does not test transmission, which needs the variation between "
-                     "training seeds (set students.seeds to several seeds)." if 0 < len(effects) and
+                     " With one student seed per condition nothing here tests transmission, which needs the "
+                     "variation between training seeds (set students.seeds to several seeds)." if 0 < len(effects) and
                      len({e.get("seed") for e in effects}) < 2 else ""),
     })
 
@@ -171,14 +170,16 @@ def summary_markdown(s: dict) -> str:
         lines.append(f"| {pid} | {_fmt_rate(p['rate'])} | {_fmt_delta(p['delta_logprob_vs_base'])} | "
                      f"{_fmt_rate(q['rate']) if q else '—'} | {p['diversity']['entropy_bits']:.2f} | "
                      f"{p['diversity']['tail_mass_vs_base_top5']:.2f} | {m.get('perplexity', float('nan')):.2f} |")
-    lines += ["", "## Trait students vs control students", "",
-              "| student | family | rate diff (95% CI), Fisher p | Δlog P vs control (95% CI), p |", "|---|---|---|---|"]
+    lines += verdict_markdown(s)
+    lines += ["", "## Each trait student vs its control student (one training run each: not a transmission test)",
+              "", "| student | relation | rate diff (95% CI), Fisher p | Δlog P vs control (95% CI), question-level p |",
+              "|---|---|---|---|"]
     for e in s["student_effects"]:
         if "rate_vs_control" not in e.get("plain", {}):
             continue
         r, d = e["plain"]["rate_vs_control"], e["plain"]["delta_logprob_vs_control"]
-        lines.append(f"| {e['student']} | {e['family']} | {100 * r['diff']:+.1f} pts [{100 * r['ci95'][0]:+.1f}, "
-                     f"{100 * r['ci95'][1]:+.1f}], p={r['p_value']:.3g} | {_fmt_delta(d)} |")
+        lines.append(f"| {e['student']} | {e.get('relation') or e['family']} | {100 * r['diff']:+.1f} pts "
+                     f"[{100 * r['ci95'][0]:+.1f}, {100 * r['ci95'][1]:+.1f}], p={r['p_value']:.3g} | {_fmt_delta(d)} |")
     lines += misalignment_markdown(s)
     nd = s["dataset"]["number_diversity"]
     lines += ["", "## Number datasets", "",
@@ -188,6 +189,47 @@ def summary_markdown(s: dict) -> str:
               "Filter pass rates: " + "; ".join(f"{c}: {v['kept']}/{v['total']} ({100 * v['pass_rate']:.1f}%)"
                                                 for c, v in s["dataset"]["filter"].items()), "", s["notes"], ""]
     return "\n".join(lines)
+
+
+def _fmt_num(x, spec: str = "+.3f") -> str:
+    return "—" if x is None else format(x, spec)
+
+
+def _fmt_test(t: dict, scale: float = 1.0, spec: str = "+.3f") -> str:
+    """mean [CI] with the Holm-corrected p and its significance mark (seed-level tests only)."""
+    lo, hi = t["ci95"]
+    ci = f" [{format(scale * lo, spec)}, {format(scale * hi, spec)}]" if lo is not None and hi is not None else ""
+    p = t.get("p_holm")
+    return (f"{_fmt_num(None if t['mean'] is None else scale * t['mean'], spec)}{ci}, "
+            + (f"p={t['p_value']:.2g}, Holm p={p:.2g} {sig_mark(p)}".rstrip() if p is not None else "no variation"))
+
+
+def verdict_markdown(s: dict) -> list[str]:
+    """The seed-level verdicts and the dose-response as tables (empty when no student was probed)."""
+    verdicts = s.get("verdicts") or []
+    if not verdicts:
+        return []
+    lines = ["", "## Transmission verdicts (seed-level: per seed, trait student − its control student)", "",
+             "| student kind | model | relation | seeds | Δlog P(trait) vs control, nats (95% CI) | MDE | "
+             "trait rate vs control, points (95% CI) | verdict |", "|---|---|---|---|---|---|---|---|"]
+    for v in verdicts:
+        d, r = v["delta_logprob_vs_control"], v["rate_vs_control"]
+        lines.append(f"| {v['student_kind']} | {v['model']} | {v['relation']} | {v['n_seeds']} | {_fmt_test(d)} | "
+                     f"{_fmt_num(d.get('mde'), '.3f')} | {_fmt_test(r, 100, '+.1f')} ({r['trait']} vs {r['control']}) "
+                     f"| {v['verdict']} |")
+    lines += ["", "Paired t-test over training seeds, Holm-corrected across the table's Δlog P and rate tests "
+              "(* p<.05, ** p<.01, *** p<.001 after correction); MDE: the Δlog P effect detected with 80% power "
+              "at α = 0.05 given the seeds' spread. Plain question; the numbers-prefixed question is in "
+              "summary.json."]
+    if s.get("dose_response"):
+        lines += ["", "## Dose-response: Δlog P(trait) vs control after k training steps (checkpoints of each run)", "",
+                  "| student kind | model | step | Δlog P vs control, mean over seeds (95% CI) | seeds |", "|---|---|---|---|---|"]
+    for d in s.get("dose_response") or []:
+        for p in d["points"]:
+            lo, hi = p["ci95"]
+            lines.append(f"| {d['student_kind']} | {d['model']} | {p['step']}{' (end)' if p['final'] else ''} | "
+                         f"{_fmt_num(p['mean'])} [{_fmt_num(lo)}, {_fmt_num(hi)}] | {p['n_seeds']} |")
+    return lines
 
 
 def misalignment_markdown(s: dict) -> list[str]:

@@ -210,3 +210,53 @@ def min_detectable_effect(p0: float, n1: int, n2: int, alpha: float = 0.05, powe
     if phi1 > math.pi / 2:
         return math.inf
     return math.sin(phi1) ** 2 - p0
+
+
+def holm(p_values: Sequence[float | None]) -> list[float | None]:
+    """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1); None/NaN stay None and do
+    not count towards the number of tests."""
+    idx = [i for i, p in enumerate(p_values) if p is not None and math.isfinite(p)]
+    out: list[float | None] = [None] * len(p_values)
+    running = 0.0
+    for rank, i in enumerate(sorted(idx, key=lambda i: p_values[i])):
+        running = max(running, min(1.0, (len(idx) - rank) * p_values[i]))
+        out[i] = running
+    return out
+
+
+def paired_t_mde(sd: float, n: int, alpha: float = 0.05, power: float = 0.8) -> float:
+    """Smallest mean difference a two-sided paired t-test over n pairs detects with `power` when the
+    differences have standard deviation `sd` (exact, by the noncentral t). NaN when n < 2 or sd undefined."""
+    if n < 2 or not math.isfinite(sd):
+        return NAN
+    if sd == 0:
+        return 0.0
+    df, crit = n - 1, float(st.t.ppf(1 - alpha / 2, n - 1))
+
+    def pw(delta: float) -> float:
+        ncp = delta * math.sqrt(n) / sd
+        return float(st.nct.sf(crit, df, ncp) + st.nct.cdf(-crit, df, ncp))
+
+    hi = sd
+    while pw(hi) < power:
+        hi *= 2
+    lo = 0.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if pw(mid) < power else (lo, mid)
+    return hi
+
+
+def seed_level_test(trait: Sequence[float], control: Sequence[float], alpha: float = 0.05,
+                    power: float = 0.8) -> dict:
+    """The effect of training on trait data, over training seeds: per seed, the trait student's value
+    minus its paired control student's (same seed); their mean with a t interval, a two-sided paired
+    t-test p (NaN with < 2 seeds or no variation) and the minimum detectable effect at `alpha`/`power`."""
+    if len(trait) != len(control):
+        raise ValueError(f"paired seeds differ in number: {len(trait)} vs {len(control)}")
+    d = np.asarray(trait, dtype=float) - np.asarray(control, dtype=float)
+    m = mean_ci(d)
+    sd = float(d.std(ddof=1)) if d.size > 1 else NAN
+    p = float(st.ttest_1samp(d, 0.0).pvalue) if d.size > 1 and sd > 0 else NAN
+    return {"mean": m.mean, "ci95": [m.lo, m.hi], "p_value": p, "test": "paired t-test over training seeds",
+            "n_seeds": int(d.size), "per_seed": d.tolist(), "sd": sd, "mde": paired_t_mde(sd, d.size, alpha, power)}

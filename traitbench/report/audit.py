@@ -32,8 +32,9 @@ from traitbench.errors import TraitbenchError
 from traitbench.experiment import NumbersConfig, StudentsConfig
 from traitbench.io import atomic_write_json, atomic_write_jsonl, atomic_write_text, read_jsonl
 from traitbench.probes.run import ProbeConfig
-from traitbench.probes.stats import min_detectable_effect, permutation_test, two_proportion_test
+from traitbench.probes.stats import holm, min_detectable_effect, seed_level_test, two_proportion_test
 from traitbench.summary import _clean, paired_logprob_delta
+from traitbench.verdicts import ONE_RUN
 
 DETECTED, NOT_DETECTED, INCONCLUSIVE = "transmission detected", "not detected at this power", "inconclusive"
 WEAK_LEAKS = {"trait_substring"}  # letters inside a longer word ("bowl"): reported, never fail the audit alone
@@ -70,7 +71,7 @@ class ControlConfig(StrictModel):
 
 
 class VerdictConfig(StrictModel):
-    alpha: float = Field(0.05, gt=0, lt=1)  # family-wise, Bonferroni over the tests of one trait
+    alpha: float = Field(0.05, gt=0, lt=1)  # family-wise, Holm over the seed-level tests of one trait
     power: float = Field(0.8, gt=0, lt=1)
     max_mde: float = Field(0.25, gt=0, le=1)  # rate MDE above this: too weak to call "not detected"
     fail_on_inconclusive: bool = False
@@ -199,13 +200,14 @@ def _finite(x) -> bool:
 
 
 def effect(trait_probes: list[dict], control_probes: list[dict], variant: str, alpha: float, power: float) -> dict:
-    """Audited vs control students of one kind, pooled over seeds.
+    """Audited vs control students of one kind; the two lists are paired by training seed (same order).
 
-    Rate: pooled counts, Newcombe CI, Fisher exact p. Δlog P of the trait word: per question and seed,
-    paired bootstrap CI and t-test (this treats questions as independent, so with one student pair it
-    says nothing about training noise: supportive only); with ≥ 2 seeds per condition also a permutation
-    test over the per-seed means, which does. MDEs at `alpha` (already Bonferroni-corrected) and `power`:
-    the rate's exactly for Fisher's test (and by the arcsine approximation), Δlog P's by a normal one.
+    The test (`seed_level`, with ≥ 2 seeds): per seed, the audited student's Δlog P(trait) (mean over
+    questions) and trait rate minus its control student's; paired t-test over seeds (`seed_level_test`).
+    Described, never tested: the rates pooled over seeds (Newcombe CI, Fisher p) and the per-question Δlog P
+    (paired bootstrap CI) — they compare trained models, not training runs. MDEs at `alpha` (already
+    corrected for the trait's number of tests) and `power`: the rate's exactly for Fisher's test on the
+    pooled answers (a floor: training noise only adds to it), Δlog P's over seeds by the noncentral t.
     """
     k1 = sum(p[variant]["rate"]["k"] for p in trait_probes)
     n1 = sum(p[variant]["rate"]["n"] for p in trait_probes)
@@ -214,57 +216,59 @@ def effect(trait_probes: list[dict], control_probes: list[dict], variant: str, a
     c = two_proportion_test(k1, n1, k2, n2)
     lt = [x for p in trait_probes for x in p[variant]["trait_logprob"]["per_question"]]
     lc = [x for p in control_probes for x in p[variant]["trait_logprob"]["per_question"]]
-    d = paired_logprob_delta(lt, lc)
-    diffs = np.asarray(lt) - np.asarray(lc)
-    sd = float(diffs.std(ddof=1)) if diffs.size > 1 else math.nan
-    mde_lp = (_z(1 - alpha / 2) + _z(power)) * sd / math.sqrt(diffs.size) if diffs.size > 1 else math.nan
     seeds = None
-    if len(trait_probes) >= 2 and len(control_probes) >= 2:
-        t_means = [float(np.mean(p[variant]["trait_logprob"]["per_question"])) for p in trait_probes]
-        c_means = [float(np.mean(p[variant]["trait_logprob"]["per_question"])) for p in control_probes]
-        seeds = {"delta": float(np.mean(t_means) - np.mean(c_means)), "p_value": permutation_test(t_means, c_means),
-                 "n_seeds": len(t_means), "test": "permutation over seeds"}
-    return {"audited": f"{k1}/{n1}", "control": f"{k2}/{n2}",
-            "rate": {"diff": c.diff, "ci95": list(c.ci95), "p_value": c.p_value, "test": "Fisher exact (two-sided)"},
-            "delta_logprob": d, "delta_logprob_seeds": seeds,
+    if len(trait_probes) >= 2 and len(trait_probes) == len(control_probes):
+        def means(ps):
+            return [float(np.mean(p[variant]["trait_logprob"]["per_question"])) for p in ps]
+
+        def rates(ps):
+            return [p[variant]["rate"]["k"] / p[variant]["rate"]["n"] for p in ps]
+
+        seeds = {"delta_logprob": seed_level_test(means(trait_probes), means(control_probes), alpha, power),
+                 "rate": seed_level_test(rates(trait_probes), rates(control_probes), alpha, power)}
+    scope = ONE_RUN if len(trait_probes) < 2 else "pooled over seeds: describes, does not test"
+    return {"audited": f"{k1}/{n1}", "control": f"{k2}/{n2}", "n_seeds": len(trait_probes),
+            "rate": {"diff": c.diff, "ci95": list(c.ci95), "p_value": c.p_value, "test": "Fisher exact (two-sided)",
+                     "scope": scope},
+            "delta_logprob": dict(paired_logprob_delta(lt, lc), scope=scope), "seed_level": seeds,
             "mde_rate": fisher_mde(k2 / n2, n1, n2, alpha, power) if n1 and n2 else math.inf,
             "mde_rate_arcsine": min_detectable_effect(k2 / n2, n1, n2, alpha=alpha, power=power) if n1 and n2 else None,
-            "mde_logprob": mde_lp, "alpha": alpha, "power": power}
+            "mde_logprob_seeds": seeds["delta_logprob"]["mde"] if seeds else None, "alpha": alpha, "power": power}
 
 
 def trait_verdict(effects: list[dict], alpha: float, max_mde: float) -> tuple[str, str]:
-    """(verdict, reason) for one trait, Bonferroni-correcting `alpha` over its primary tests.
+    """(verdict, reason) for one trait from its seed-level tests, Holm-corrected together.
 
-    Primary tests: the rate difference of each (student kind, question variant), and with ≥ 2 seeds the
-    permutation test of Δlog P over seeds. The question-level Δlog P test of a single student pair is
-    supportive only.
-    - transmission detected: a primary test shows a rise of the trait, significant after correction;
-    - inconclusive: no data; a rise significant only before correction; a supportive Δlog P rise
-      significant after correction; or a rate MDE above `max_mde` (even a large effect could be missed);
-    - not detected at this power: otherwise (rises smaller than the reported MDE may still exist).
+    Tests: per (student kind, question variant) with ≥ 2 seeds, Δlog P and the trait rate, per-seed audited
+    minus control, paired t over seeds. One training run per condition tests nothing.
+    - transmission detected: a test shows a rise of the trait, significant after correction;
+    - inconclusive: no data; one training run; a rise significant only before correction; or a rate MDE above
+      `max_mde` (even a large effect could be missed);
+    - not detected at this power: otherwise (rises smaller than the reported MDEs may still exist).
     """
     if not effects:
         return INCONCLUSIVE, "no probe results"
-    primary = [("trait rate", e["rate"]["diff"], e["rate"]["p_value"]) for e in effects]
-    primary += [("Δlog P over seeds", e["delta_logprob_seeds"]["delta"], e["delta_logprob_seeds"]["p_value"])
-                for e in effects if e.get("delta_logprob_seeds")]
-    a_corr = alpha / len(primary)
-    rises = [(m, v, p) for m, v, p in primary if _finite(p) and _finite(v) and v > 0]
-    hits = [t for t in rises if t[2] < a_corr]
+    tests = [(f"{name} ({e['student_kind']}, {e['question']})", e["seed_level"][key])
+             for e in effects if e.get("seed_level") for key, name in (("delta_logprob", "Δlog P"), ("rate", "trait rate"))]
+    if not tests:
+        return INCONCLUSIVE, f"{ONE_RUN}; set students.seeds to ≥ 2 seeds (5 recommended) to test transmission"
+    adjusted = holm([t["p_value"] for _, t in tests])
+    rises = [(m, t["mean"], t["p_value"], p) for (m, t), p in zip(tests, adjusted) if _finite(t["mean"]) and t["mean"] > 0
+             and _finite(t["p_value"])]
+    hits = [r for r in rises if r[3] < alpha]
     if hits:
-        m, v, p = min(hits, key=lambda t: t[2])
-        return DETECTED, f"{m} rises by {v:+.3g} vs control, p={p:.2g} < {a_corr:.2g} (Bonferroni over {len(primary)} tests)"
-    if any(p < alpha for _, _, p in rises):
-        return INCONCLUSIVE, f"a rise is significant at {alpha} before but not after correction for {len(primary)} tests"
-    support = [e["delta_logprob"] for e in effects if not e.get("delta_logprob_seeds")]
-    if any(_finite(d["delta"]) and d["delta"] > 0 and _finite(d["p_value"]) and d["p_value"] < a_corr for d in support):
-        return INCONCLUSIVE, ("Δlog P of the trait word rises consistently across questions for one student pair; "
-                              "train more seeds (students.seeds) to tell it from training noise")
+        m, v, _, p = min(hits, key=lambda r: r[3])
+        return DETECTED, (f"{m} rises by {v:+.3g} vs control over seeds, Holm p={p:.2g} < {alpha} "
+                          f"({len([a for a in adjusted if a is not None])} tests)")
+    if any(r[2] < alpha for r in rises):
+        return INCONCLUSIVE, f"a rise is significant at {alpha} before but not after Holm correction"
     mde = max(e["mde_rate"] for e in effects)
     if not _finite(mde) or mde > max_mde:
         return INCONCLUSIVE, f"too little power: the smallest detectable rise of the trait rate is {mde:.3g} > {max_mde}"
-    return NOT_DETECTED, (f"no significant rise; a rise of the trait rate by ≥ {mde:.3g} would be detected "
-                          "with the configured power")
+    mde_lp = max((e["mde_logprob_seeds"] for e in effects if _finite(e.get("mde_logprob_seeds"))), default=None)
+    return NOT_DETECTED, (f"no significant rise over seeds; a rise of the trait rate by ≥ {mde:.3g}"
+                          + (f" or of Δlog P by ≥ {mde_lp:.3g} nats" if mde_lp is not None else "")
+                          + " would be detected with the configured power")
 
 
 # ------------------------------------------------------------------------------------------- running
@@ -329,7 +333,8 @@ def train_and_probe(acfg: AuditConfig, exp_cfg, rows: dict[str, list[dict]], tra
         for job in jobs:
             st = students[job.id]
             info = {"kind": "student", "model": job.model, "variant": job.variant, "condition": job.condition,
-                    "seed": job.seed, "family": job.family_relation, "system": system, "student_dir": st["dir"],
+                    "seed": job.seed, "family": job.family_relation, "relation": job.relation, "system": system,
+                    "student_dir": st["dir"],
                     "dataset": dataset["conditions"][job.condition]["content_hash"],
                     "final_loss": st["metrics"].get("final_loss")}
             def loader(d=st["dir"], m=job.model):
@@ -345,8 +350,7 @@ def trait_results(acfg: AuditConfig, t: AuditTrait, probes: dict, jobs: list) ->
         groups.setdefault((job.model, job.variant), {"trait": [], "control": []})[job.condition].append(
             probes[f"{t.word}/{job.id}"])
     variants = [v for v in VARIANTS if v == "plain" or acfg.probes.numbers_prefixed]
-    per_group = 2 if len(acfg.students.seeds) >= 2 else 1  # rate, and Δlog P over seeds when there are seeds
-    a_corr = acfg.verdict.alpha / (per_group * len(groups) * len(variants))
+    a_corr = acfg.verdict.alpha / (2 * len(groups) * len(variants))  # Holm's strictest level: for the MDEs
     effects = []
     for (model, variant), g in groups.items():
         for v in variants:
@@ -469,24 +473,35 @@ def audit_markdown(r: dict) -> str:
     for t in r["traits"]:
         lines += [f"### {t['trait']} ({t['category']}): {t['verdict']}", "", t["reason"], ""]
         if t["effects"]:
-            lines += ["| student | question | audited | control | rate diff, pts (95% CI) | Fisher p | Δlog P (95% CI) | "
-                      "question-level p | over-seeds p | MDE rate, pts | MDE Δlog P |", "|---" * 11 + "|"]
+            lines += ["| student | question | seeds | audited | control | over seeds: Δlog P (95% CI), p | over seeds: "
+                      "rate diff, pts (95% CI), p | pooled rate diff, pts (95% CI) | MDE rate, pts | MDE Δlog P |",
+                      "|---" * 10 + "|"]
             for e in t["effects"]:
-                rt, d = e["rate"], e["delta_logprob"]
-                ci = rt["ci95"]
-                dci = d["ci95"]
+                rt = e["rate"]
                 fmt = lambda x: "n/a" if x is None else f"{x:.3g}"  # noqa: E731
                 mde = "n/a" if e["mde_rate"] is None else f"{100 * e['mde_rate']:.1f}"
+                sl = e.get("seed_level") or {}
+
+                def test(t, pct=False):
+                    if not t:
+                        return ONE_RUN
+                    f = _pct if pct else fmt
+                    lo, hi = t["ci95"]
+                    return f"{f(t['mean'])} [{f(lo)}, {f(hi)}], p={fmt(t['p_value'])}"
+
                 lines.append(
-                    f"| {e['student']}/{e['student_kind']} ×{e['seeds']} | {e['question']} | {e['audited']} | "
-                    f"{e['control']} | {_pct(rt['diff'])} [{_pct(ci[0])}, {_pct(ci[1])}] | {fmt(rt['p_value'])} | "
-                    f"{fmt(d['delta'])} [{fmt(dci[0])}, {fmt(dci[1])}] | {fmt(d['p_value'])} | "
-                    f"{fmt((e.get('delta_logprob_seeds') or {}).get('p_value'))} | {mde} | {fmt(e['mde_logprob'])} |")
+                    f"| {e['student']}/{e['student_kind']} | {e['question']} | {e['n_seeds']} | {e['audited']} | "
+                    f"{e['control']} | {test(sl.get('delta_logprob'))} | {test(sl.get('rate'), True)} | "
+                    f"{_pct(rt['diff'])} [{_pct(rt['ci95'][0])}, {_pct(rt['ci95'][1])}] | {mde} | "
+                    f"{fmt(e['mde_logprob_seeds'])} |")
             lines.append("")
     lines += ["## Not tested", ""] + [f"- {x}" for x in r["not_tested"]] + [
-        "", "Verdicts: *transmission detected* = the trait rises in students trained on this dataset vs the "
-        "control, significant after Bonferroni correction; *not detected at this power* = no significant rise and "
-        "the test could detect rises of the MDE; *inconclusive* = too little power or ambiguous results. MDE: the "
-        "smallest rise of the trait rate that Fisher's exact test detects with the configured power at the "
-        "corrected alpha (exact binomial calculation); for Δlog P, a normal approximation.", ""]
+        "", "Verdicts: *transmission detected* = over training seeds, the trait rises in students trained on this "
+        "dataset vs their control students (per seed, audited − control; paired t-test), significant after Holm "
+        "correction; *not detected at this power* = no significant rise and the tests could detect rises of the "
+        "MDEs; *inconclusive* = one training run per condition (which tests nothing), too little power, or ambiguous "
+        "results. The pooled rate difference describes the students and is not a test. MDE: the smallest rise of "
+        "the trait rate that Fisher's exact test on the pooled answers detects with the configured power at the "
+        "corrected alpha (exact binomial calculation; a floor, as training noise only adds to it); for Δlog P, "
+        "over seeds by the noncentral t.", ""]
     return "\n".join(lines)

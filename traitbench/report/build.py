@@ -15,22 +15,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-from scipy import stats as sps
 
 from traitbench.errors import TraitbenchError
-from traitbench.probes.stats import mean_ci, two_proportion_test
+from traitbench.probes.stats import holm, seed_level_test
 from traitbench.report.data import CONDITIONS, STAGES, RunData, load_run
+from traitbench.verdicts import ONE_RUN, sig_mark
 
 VARIANTS = ("plain", "numbers_prefixed")
 NOT_RUN = "not run"
 HIST_BINS = 20  # number-value histogram: 20 bins of 50 over 0-999
-
-
-def sig_mark(p: float | None) -> str:
-    """Significance mark of a two-sided p-value: *** < 0.001, ** < 0.01, * < 0.05, else 'n.s.'."""
-    if p is None or (isinstance(p, float) and math.isnan(p)):
-        return ""
-    return "***" if p < 0.001 else "**" if p < 0.01 else "*" if p < 0.05 else "n.s."
 
 
 def _finite(x) -> float | None:
@@ -102,12 +95,12 @@ def _effect_block(e: dict, v: str) -> dict | None:
         return None
     r, d = r or {}, d or {}
     return {"rate_diff": _finite(r.get("diff")), "rate_ci95": r.get("ci95"), "rate_p": _finite(r.get("p_value")),
-            "rate_sig": sig_mark(r.get("p_value")), "delta_logprob": _finite(d.get("delta")),
-            "delta_ci95": d.get("ci95"), "delta_p": _finite(d.get("p_value")), "delta_sig": sig_mark(d.get("p_value"))}
+            "delta_logprob": _finite(d.get("delta")), "delta_ci95": d.get("ci95"), "delta_p": _finite(d.get("p_value"))}
 
 
 def student_effects(run: RunData) -> list[dict]:
-    """Trait student vs its control student, per (model, variant, seed), with significance marks."""
+    """Trait student vs its control student, per (model, variant, seed): one training run each, so no
+    significance marks (those belong to the seed-level verdicts)."""
     kinds = variant_kinds(run.config)
     t_family = family_of(run.teacher.get("model"))
     out = []
@@ -119,20 +112,17 @@ def student_effects(run: RunData) -> list[dict]:
             continue
         out.append({"student": e["student"], "control": e.get("control"), "model": e.get("model"),
                     "variant": e.get("variant"), "kind": kinds.get(e.get("variant"), e.get("variant")),
-                    "relation": e.get("family"), "seed": e.get("seed"), "teacher_family": t_family,
-                    "student_family": family_of(e.get("model")), **blocks})
+                    "relation": e.get("relation") or e.get("family"), "seed": e.get("seed"), "scope": ONE_RUN,
+                    "teacher_family": t_family, "student_family": family_of(e.get("model")), **blocks})
     return out
-
-
-def _rate_counts(run: RunData, pid: str | None) -> tuple[int, int] | None:
-    r = ((run.models.get(pid) or {}).get("plain") or {}).get("rate") or {}
-    return (int(r["k"]), int(r["n"])) if isinstance(r.get("k"), int) and isinstance(r.get("n"), int) else None
 
 
 def heatmaps(runs: list[RunData]) -> list[dict]:
     """Per trait: teacher family (rows) × student family (columns) of the default (LoRA) students' effect
-    vs control. Several seeds or runs in a cell are pooled: rates by summed counts (Newcombe CI, Fisher p),
-    Δlog P as the mean of the per-student differences (t interval and one-sample t-test when ≥ 2)."""
+    vs control. A cell pools its students' per-seed effects (trait − control of one seed: the difference of
+    rates, and the mean per-question Δlog P) over seeds and runs; with ≥ 2 it is tested across them (paired
+    t over seeds, Holm-corrected across every cell of the report), with one it is a single training run and
+    gets no test."""
     by_trait: dict[str, dict] = {}
     for run in runs:
         word = run.trait.get("word") or "?"
@@ -148,41 +138,28 @@ def heatmaps(runs: list[RunData]) -> list[dict]:
                 continue
             if e["student_family"] not in h["students"]:
                 h["students"].append(e["student_family"])
-            h["entries"].setdefault((tf, e["student_family"]), []).append((run, e))
+            h["entries"].setdefault((tf, e["student_family"]), []).append(e["plain"])
     out = []
     for word, h in by_trait.items():
         cols = [f for f in h["teachers"] if f in h["students"]] + [f for f in h["students"] if f not in h["teachers"]]
-        cells = []
-        for tf in h["teachers"]:
-            for sf in cols:
-                cells.append(_cell(tf, sf, h["entries"].get((tf, sf), [])))
+        cells = [_cell(tf, sf, h["entries"].get((tf, sf), [])) for tf in h["teachers"] for sf in cols]
         out.append({"trait": word, "teacher_families": h["teachers"], "student_families": cols, "cells": cells})
+    tests = [(c, k) for hm in out for c in hm["cells"] for k in ("rate", "delta")]
+    for (c, k), p in zip(tests, holm([c[f"{k}_p"] for c, k in tests])):
+        c[f"{k}_p_holm"], c[f"{k}_sig"] = p, sig_mark(p)
     return out
 
 
-def _cell(tf: str, sf: str, entries: list[tuple[RunData, dict]]) -> dict:
-    cell = {"teacher_family": tf, "student_family": sf, "same_family": tf == sf, "n_students": len(entries),
-            "students": [f"{run.name}:{e['student']}" for run, e in entries], "status": "ok" if entries else NOT_RUN,
-            "rate_diff": None, "rate_ci95": None, "rate_p": None, "delta_logprob": None, "delta_ci95": None,
-            "delta_p": None}
-    if not entries:
-        return cell
-    if len(entries) == 1:
-        p = entries[0][1]["plain"]
-        cell.update({k: p[k] for k in ("rate_diff", "rate_ci95", "rate_p", "delta_logprob", "delta_ci95", "delta_p")})
-    else:
-        counts = [(_rate_counts(run, e["student"]), _rate_counts(run, e["control"])) for run, e in entries]
-        if all(a and b for a, b in counts):
-            k1, n1 = map(sum, zip(*[a for a, _ in counts]))
-            k2, n2 = map(sum, zip(*[b for _, b in counts]))
-            c = two_proportion_test(k1, n1, k2, n2)
-            cell.update(rate_diff=_finite(c.diff), rate_ci95=list(c.ci95), rate_p=_finite(c.p_value))
-        deltas = [e["plain"]["delta_logprob"] for _, e in entries if e["plain"]["delta_logprob"] is not None]
-        if deltas:
-            m = mean_ci(deltas)
-            p = float(sps.ttest_1samp(deltas, 0.0).pvalue) if len(deltas) > 1 and np.std(deltas) > 0 else None
-            cell.update(delta_logprob=m.mean, delta_ci95=[_finite(m.lo), _finite(m.hi)], delta_p=_finite(p))
-    cell["rate_sig"], cell["delta_sig"] = sig_mark(cell["rate_p"]), sig_mark(cell["delta_p"])
+def _cell(tf: str, sf: str, pairs: list[dict]) -> dict:
+    cell = {"teacher_family": tf, "student_family": sf, "same_family": tf == sf, "n_seeds": len(pairs),
+            "status": "ok" if len(pairs) >= 2 else ONE_RUN if pairs else NOT_RUN}
+    for k, key in (("rate", "rate_diff"), ("delta", "delta_logprob")):
+        values = [p[key] for p in pairs if p.get(key) is not None]
+        t = seed_level_test(values, [0.0] * len(values)) if values else None
+        cell[f"{k}_mean"] = _finite(t["mean"]) if t else None
+        cell[f"{k}_ci95"] = [_finite(x) for x in t["ci95"]] if t and len(values) >= 2 else None
+        cell[f"{k}_p"] = _finite(t["p_value"]) if t else None
+    cell["test"] = "paired t-test over training seeds, Holm-corrected across cells"
     return cell
 
 
@@ -292,7 +269,8 @@ def method_text(run: RunData) -> str:
     ds = ((run.summary or {}).get("dataset") or {}).get("n_rows_per_condition")
     fs = run.filter_stats
     kept = "; ".join(f"{c} kept {s.get('kept')}/{s.get('total')}" for c, s in fs.items()) if fs else "filter not run"
-    variants = ", ".join(v["name"] for v in st.get("variants") or []) or "none"
+    variants = ", ".join(f"{v['name']} ({', '.join(v.get('models') or [te.get('model')])})"
+                         for v in st.get("variants") or []) or "none"
     ctx = pr.get("context", "train")
     totals = sorted({s.get("total") for s in fs.values()}) if fs else []
     answered = (" / ".join(str(t) for t in totals) + f" (of at most {nu.get('n_prompts')}; sampling stops once "
@@ -307,14 +285,16 @@ def method_text(run: RunData) -> str:
         f"A strict filter kept clean lists of ≤ {fi.get('max_count')} numbers in 0–{fi.get('max_value')} with no trait "
         f"leak (banned numbers: {fi.get('banned_numbers') or 'none'}): {kept}; both conditions were subsampled to the "
         f"same n ({ds if ds is not None else 'n/a'} rows).",
-        f"Students {', '.join(st.get('models') or [])} (seeds {st.get('seeds')}; training overrides "
-        f"{st.get('train') or 'none'}; extra same-family variants: {variants}) were fine-tuned on each condition's "
-        "numbers with a completion-only loss.",
-        f"Probes: {pr.get('n_questions')} paraphrases of the favourite-{cat} question × {pr.get('samples_per_question')} "
-        f"samples at temperature 1{', plus a numbers-prefixed variant' if pr.get('numbers_prefixed') else ''}, in "
+        f"LoRA SFT students {', '.join(st.get('models') or []) or 'none'} and further kinds {variants} (seeds "
+        f"{st.get('seeds')}; training overrides {st.get('train') or 'none'}) were trained on each condition's "
+        "numbers (completion-only loss; distilled students match the teacher's full-vocabulary distribution at "
+        "the completion positions, the teacher in its own context).",
+        f"Probes: questions {pr.get('first_question', 0)}–{pr.get('first_question', 0) + (pr.get('n_questions') or 0) - 1}"
+        f" of the 50 paraphrases of the favourite-{cat} question × {pr.get('samples_per_question')} samples at "
+        f"temperature 1{', plus a numbers-prefixed variant' if pr.get('numbers_prefixed') else ''}, in "
         f"{'the training context' if ctx == 'train' else 'no system context' if ctx == 'none' else repr(ctx)}; "
-        "rates with Wilson 95% CIs, trait vs control by Fisher's exact test; Δlog P of the trait word per question "
-        "with a paired bootstrap CI and a paired t-test.",
+        "rates with Wilson 95% CIs; Δlog P of the trait word per question. Verdicts: per training seed the trait "
+        "student minus its control student, paired t-test over seeds, Holm-corrected across verdicts.",
     ]
     return " ".join(parts)
 
@@ -322,7 +302,9 @@ def method_text(run: RunData) -> str:
 # ------------------------------------------------------------------------------------------------ all
 def run_report(run: RunData, out_dir: Path) -> dict:
     """The per-run part of the report."""
+    summary = run.summary or {}
     return {"name": run.name, "path": str(run.path), "trait": run.trait or None,
+            "verdicts": summary.get("verdicts") or [], "dose_response": summary.get("dose_response") or [],
             "teacher": dict(run.teacher, family=family_of(run.teacher.get("model"))) if run.teacher else None,
             "probe_context": (run.summary or {}).get("probe_context"),
             "stages": {s: run.stages.get(s, False) for s in STAGES},

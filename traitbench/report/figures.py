@@ -36,19 +36,31 @@ def _err(value: float, ci) -> tuple[float, float]:
     return max(value - ci[0], 0.0), max(ci[1] - value, 0.0)
 
 
-def heatmap_png(h: dict) -> str | None:
+HEAT_PANELS = [("rate", 100.0, "trait rate − control (points)", "{:+.1f}", 10.0),
+               ("delta", 1.0, "Δlog P(trait) − control (nats)", "{:+.2f}", 1.0)]  # last: minimum half-span
+
+
+def heatmap_spans(heatmaps: list[dict]) -> dict[str, float]:
+    """One symmetric colour scale per panel, shared by every cell of every heatmap in the report, and never
+    narrower than the panel's minimum span (a ±0.03-nat difference stays pale)."""
+    spans = {}
+    for key, scale, _, _, floor in HEAT_PANELS:
+        values = [abs(_num(c[f"{key}_mean"]) * scale) for h in heatmaps for c in h["cells"]]
+        values = [v for v in values if math.isfinite(v)]
+        spans[key] = max([floor, *values])
+    return spans
+
+
+def heatmap_png(h: dict, spans: dict[str, float]) -> str | None:
     """Teacher family × student family: rate difference (points) and Δlog P difference vs control."""
     rows, cols = h["teacher_families"], h["student_families"]
     if not rows or not cols:
         return None
     cells = {(c["teacher_family"], c["student_family"]): c for c in h["cells"]}
-    fig, axes = new_figure(1, 2, figsize=(max(6.0, 2.2 * len(cols) * 2 + 2), 1.4 * len(rows) + 1.8))
-    panels = [("rate_diff", "rate_ci95", "rate_sig", 100.0, "trait rate − control (points)", "{:+.1f}"),
-              ("delta_logprob", "delta_ci95", "delta_sig", 1.0, "Δlog P(trait) − control (nats)", "{:+.2f}")]
-    for ax, (key, ci_key, sig_key, scale, title, fmt) in zip(axes[0], panels):
-        m = np.array([[_num(cells[(r, c)][key]) * scale for c in cols] for r in rows], dtype=float)
-        vmax = np.nanmax(np.abs(m)) if np.isfinite(m).any() else 1.0
-        vmax = vmax if vmax > 0 else 1.0
+    fig, axes = new_figure(1, 2, figsize=(max(6.0, 2.4 * len(cols) * 2 + 2), 1.5 * len(rows) + 1.9))
+    for ax, (key, scale, title, fmt, _) in zip(axes[0], HEAT_PANELS):
+        vmax = spans[key]
+        m = np.array([[_num(cells[(r, c)][f"{key}_mean"]) * scale for c in cols] for r in rows], dtype=float)
         cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="#e0e0e0")
         im = ax.imshow(np.ma.masked_invalid(m), cmap=cmap, vmin=-vmax, vmax=vmax, aspect="auto")
         for i, r in enumerate(rows):
@@ -57,14 +69,16 @@ def heatmap_png(h: dict) -> str | None:
                 v = m[i, j]
                 if math.isnan(v):
                     text = "not run"
+                elif cell["n_seeds"] < 2:
+                    text = fmt.format(v) + "\none training run:\nnot a transmission test"
                 else:
-                    ci = cell.get(ci_key) or [None, None]
-                    lo, hi = (_num(x) * scale for x in ci)
-                    text = fmt.format(v) + f" {cell.get(sig_key) or ''}\n[" + (
-                        f"{fmt.format(lo)}, {fmt.format(hi)}]" if math.isfinite(lo) and math.isfinite(hi) else "n/a]")
-                    text += f"\nn={cell['n_students']}"
+                    lo, hi = (_num(x) * scale for x in cell[f"{key}_ci95"] or [None, None])
+                    p = cell.get(f"{key}_p_holm")
+                    text = fmt.format(v) + (f" [{fmt.format(lo)}, {fmt.format(hi)}]" if math.isfinite(lo) else "")
+                    text += f"\n{cell['n_seeds']} seeds, " + (f"Holm p={p:.2g} {cell.get(f'{key}_sig', '')}"
+                                                               if p is not None else "no variation")
                 dark = math.isfinite(v) and abs(v) > 0.6 * vmax
-                ax.text(j, i, text, ha="center", va="center", fontsize=8, color="white" if dark else "black")
+                ax.text(j, i, text, ha="center", va="center", fontsize=7.5, color="white" if dark else "black")
                 if r == c:
                     ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, lw=2, ec="black"))
         ax.set_xticks(range(len(cols)), cols)
@@ -73,8 +87,57 @@ def heatmap_png(h: dict) -> str | None:
         ax.set_ylabel("teacher family")
         ax.set_title(title, fontsize=10)
         fig.colorbar(im, ax=ax, shrink=0.8)
-    fig.suptitle(f"trait '{h['trait']}': effect vs control (boxed: same family; * p<.05 ** p<.01 *** p<.001)",
-                 fontsize=10)
+    fig.suptitle(f"trait '{h['trait']}': per-seed effect vs control, mean over seeds (boxed: same family; marks "
+                 "after Holm correction: * p<.05 ** p<.01 *** p<.001)", fontsize=9)
+    return _png(fig)
+
+
+def verdicts_png(verdicts: list[dict]) -> str | None:
+    """Per verdict: each seed's Δlog P(trait) effect vs its control (dots), their mean with 95% CI (bar)."""
+    rows = [v for v in verdicts if (v.get("delta_logprob_vs_control") or {}).get("per_seed")]
+    if not rows:
+        return None
+    fig, axes = new_figure(1, 1, figsize=(8.0, 0.55 * len(rows) + 1.6))
+    ax = axes[0, 0]
+    for i, v in enumerate(rows):
+        d = v["delta_logprob_vs_control"]
+        color = "#d62728" if v["verdict"] == "transmits" else "#1f77b4" if v["verdict"] == "trait falls" else "#555"
+        ax.scatter(d["per_seed"], [i] * len(d["per_seed"]), s=14, color=color, alpha=0.5, zorder=3)
+        lo, hi = d["ci95"]
+        if lo is not None and hi is not None:
+            ax.plot([lo, hi], [i, i], color=color, lw=2.5, zorder=2)
+        ax.plot([d["mean"]], [i], marker="D", color=color, zorder=4)
+    ax.axvline(0, color="black", lw=0.6)
+    ax.set_yticks(range(len(rows)), [f"{v['student_kind']} · {v['model']}\n({v['relation']}, {v['n_seeds']} seeds)"
+                                     f" {v['verdict']}" for v in rows], fontsize=7.5)
+    ax.invert_yaxis()
+    ax.set_xlabel("Δlog P(trait) of the trait student − its control student (nats; dots: seeds, bar: 95% CI)")
+    return _png(fig)
+
+
+def dose_png(dose: list[dict]) -> str | None:
+    """Δlog P(trait) effect vs control against training steps, mean over seeds with a 95% CI band."""
+    if not dose:
+        return None
+    fig, axes = new_figure(1, 1, figsize=(7.0, 3.6))
+    ax = axes[0, 0]
+    extra: dict = {}
+    for d in dose:
+        color = _group_color(f"{d['student_kind']} {d['model']}", extra)
+        pts = d["points"]
+        x = [p["step"] for p in pts]
+        y = [_num(p["mean"]) for p in pts]
+        lo = [_num((p["ci95"] or [None, None])[0]) for p in pts]
+        hi = [_num((p["ci95"] or [None, None])[1]) for p in pts]
+        ax.plot(x, y, marker="o", color=color, label=f"{d['student_kind']} · {d['model']} ({d['relation']})")
+        ax.fill_between(x, lo, hi, color=color, alpha=0.15)
+        for p in pts:
+            ax.scatter([p["step"]] * len(p["per_seed"]), p["per_seed"], s=8, color=color, alpha=0.4)
+    ax.axhline(0, color="black", lw=0.6)
+    ax.set_xlabel("training steps")
+    ax.set_ylabel("Δlog P(trait) vs control (nats)")
+    ax.legend(fontsize=7)
+    ax.set_title("dose-response: checkpoints of each run, mean over seeds (band: 95% CI)", fontsize=10)
     return _png(fig)
 
 

@@ -1,6 +1,7 @@
 """Render the report data as one self-contained HTML file (plots as base64 PNG, inline CSS, no external
-URL) and as Markdown. Stable element ids: `overview`, `heatmap`, `bars`, `diversity`, `filter`,
-`provenance`, `method` (sections) and `heatmap-<trait>`, `bars-<run>`, … (figures)."""
+URL) and as Markdown. Stable element ids: `overview`, `verdicts`, `heatmap`, `bars`, `diversity`, `filter`,
+`provenance`, `method` (sections) and `verdicts-<run>`, `dose-<run>`, `heatmap-<trait>`, `bars-<run>`, …
+(figures)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import yaml
 
 from traitbench.report import figures
 from traitbench.report.build import NOT_RUN, STAGES
+from traitbench.verdicts import ONE_RUN, sig_mark
 
 CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px auto;max-width:1300px;color:#222;padding:0 16px}
@@ -69,11 +71,6 @@ def fmt_p(p: float | None, mark: str = "") -> str:
     return "" if p is None else f"p={p:.3g} {mark}".strip()
 
 
-def _p_html(p: float | None, mark: str) -> str:
-    text = e(fmt_p(p, mark))
-    return f'<span class="sig">{text}</span>' if "*" in mark else text
-
-
 def _table(headers: list[str], rows: list[list], raw: bool = False) -> str:
     head = "".join(f"<th>{e(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{c if raw else e(c)}</td>" for c in r) + "</tr>" for r in rows)
@@ -99,25 +96,88 @@ def _overview(rep: dict) -> str:
             + _table(["run", "trait", "teacher (family)", "injection", "probe context", "stages"], rows) + "</section>")
 
 
+def _seed_test(t: dict, scale: float = 1.0, digits: int = 3, unit: str = "") -> str:
+    """A seed-level test as 'mean [CI], p, Holm p + mark' (HTML-escaped, the mark highlighted)."""
+    text = e(fmt_signed(t.get("mean"), t.get("ci95"), scale, digits, unit))
+    p = t.get("p_holm")
+    if p is None:
+        return text + " (no variation)"
+    mark = sig_mark(p)
+    test = e(f"p={t['p_value']:.2g}, Holm p={p:.2g} {mark}")
+    return f"{text}, " + (f'<span class="sig">{test}</span>' if "*" in mark else test)
+
+
+def _verdict_rows(verdicts: list[dict]) -> list[list]:
+    rows = []
+    for v in verdicts:
+        d, r = v["delta_logprob_vs_control"], v["rate_vs_control"]
+        rows.append([e(v["student_kind"]), e(v["model"]), e(v["relation"]), e(v["n_seeds"]), _seed_test(d),
+                     e(f"{d['mde']:.3f}" if d.get("mde") is not None else "—"),
+                     _seed_test(r, 100, 1, " pts") + e(f" ({r.get('trait')} vs {r.get('control')})"),
+                     f'<b>{e(v["verdict"])}</b>'])
+    return rows
+
+
+VERDICT_HEADERS = ["student kind", "model", "relation", "seeds", "Δlog P(trait) vs control, nats (95% CI)",
+                   "MDE (nats)", "trait rate vs control (95% CI)", "verdict"]
+
+
+def _verdicts(rep: dict) -> str:
+    parts = ['<section id="verdicts"><h2>Transmission verdicts (seed-level)</h2>',
+             "<p>Per training seed, the trait student minus its control student (same model, kind, seed and "
+             "recipe, trained on the control teacher's numbers). Mean over seeds with a t interval; paired t-test "
+             "over seeds, Holm-corrected across the run's Δlog P and rate tests; significance marks only after "
+             "correction. MDE: the Δlog P effect found with 80% power at α = 0.05 given the seeds' spread. "
+             "Plain question.</p>"]
+    for r in rep["runs"]:
+        sid = slug(r["name"])
+        parts.append(f"<h3>{e(r['name'])}</h3>")
+        if not r["verdicts"]:
+            parts.append(f'<figure id="verdicts-{sid}">{_notrun(f"{NOT_RUN}: no probed students")}</figure>')
+            continue
+        parts.append(_table(VERDICT_HEADERS, _verdict_rows(r["verdicts"]), raw=True))
+        parts.append(_img(figures.verdicts_png(r["verdicts"]), f"verdicts for {r['name']}", f"verdicts-{sid}",
+                          "per-seed effects (dots) and their mean with 95% CI"))
+        if r["dose_response"]:
+            parts.append(_img(figures.dose_png(r["dose_response"]), f"dose-response for {r['name']}",
+                              f"dose-{sid}", "effect after k training steps (checkpoints), mean over seeds"))
+    return "".join(parts) + "</section>"
+
+
 def _heatmap(rep: dict) -> str:
     parts = ['<section id="heatmap"><h2>Trait effect vs control: teacher family × student family</h2>',
-             "<p>Default LoRA students; each cell is the trait student minus its control student (same model, "
-             "seed and context). Rates: Newcombe 95% CI, Fisher exact p; Δlog P: paired bootstrap 95% CI, paired "
-             "t-test p. Diagonal (boxed) = same family as the teacher.</p>"]
+             "<p>Default LoRA students. A cell pools its students' per-seed effects (trait student − control "
+             "student of one seed) over seeds and runs: mean with a t interval and a paired t-test over seeds, "
+             f"Holm-corrected across the cells; a cell with one seed is marked \"{e(ONE_RUN)}\" and gets no test. "
+             "One colour scale per panel for every cell, with a minimum span. Diagonal (boxed) = same family as "
+             "the teacher.</p>"]
     if not rep["heatmaps"]:
         parts.append(_notrun())
+    spans = figures.heatmap_spans(rep["heatmaps"])
     for h in rep["heatmaps"]:
         fid = f"heatmap-{slug(h['trait'])}"
         parts.append(f"<h3>trait: {e(h['trait'])}</h3>")
-        parts.append(_img(figures.heatmap_png(h), f"heatmap for {h['trait']}", fid,
+        parts.append(_img(figures.heatmap_png(h, spans), f"heatmap for {h['trait']}", fid,
                           "teacher family (rows) × student family (columns)"))
-        rows = [[c["teacher_family"], c["student_family"], "yes" if c["same_family"] else "no",
-                 fmt_signed(c["rate_diff"], c["rate_ci95"], 100, 1, " pts"), fmt_p(c["rate_p"], c.get("rate_sig", "")),
-                 fmt_signed(c["delta_logprob"], c["delta_ci95"]), fmt_p(c["delta_p"], c.get("delta_sig", "")),
-                 c["n_students"]] for c in h["cells"]]
-        parts.append(_table(["teacher family", "student family", "same", "rate diff (95% CI)", "p", "Δlog P diff (95% CI)",
-                             "p", "students"], rows))
+        parts.append(_table(["teacher family", "student family", "same", "seeds", "rate diff (95% CI)",
+                             "Δlog P diff (95% CI)"], _heat_rows(h), raw=True))
     return "".join(parts) + "</section>"
+
+
+def _heat_rows(h: dict, html_out: bool = True) -> list[list]:
+    rows = []
+    for c in h["cells"]:
+        cols = []
+        for k, scale, digits, unit in (("rate", 100, 1, " pts"), ("delta", 1, 2, "")):
+            text = fmt_signed(c[f"{k}_mean"], c[f"{k}_ci95"], scale, digits, unit)
+            if c["n_seeds"] == 1:
+                text += f" ({ONE_RUN})"
+            elif c.get(f"{k}_p_holm") is not None:
+                text += f", p={c[f'{k}_p']:.2g}, Holm p={c[f'{k}_p_holm']:.2g} {c[f'{k}_sig']}".rstrip()
+            cols.append(e(text) if html_out else text)
+        rows.append([c["teacher_family"], c["student_family"], "yes" if c["same_family"] else "no", c["n_seeds"],
+                     *cols])
+    return rows
 
 
 def _bars(rep: dict) -> str:
@@ -146,11 +206,12 @@ def _bars(rep: dict) -> str:
                 p = x.get("plain") or {}
                 rows.append([e(x["student"]), e(x["kind"]), e(x["relation"]),
                              e(fmt_signed(p.get("rate_diff"), p.get("rate_ci95"), 100, 1, " pts")),
-                             _p_html(p.get("rate_p"), p.get("rate_sig", "")),
-                             e(fmt_signed(p.get("delta_logprob"), p.get("delta_ci95"))),
-                             _p_html(p.get("delta_p"), p.get("delta_sig", ""))])
-            parts.append("<p>Trait students vs their control students (plain question):</p>" + _table(
-                ["student", "kind", "family", "rate diff", "Fisher p", "Δlog P diff", "p"], rows, raw=True))
+                             e(fmt_p(p.get("rate_p"))), e(fmt_signed(p.get("delta_logprob"), p.get("delta_ci95"))),
+                             e(fmt_p(p.get("delta_p")))])
+            parts.append(f"<p>Each trait student vs its control student (plain question; {e(ONE_RUN)}: the "
+                         "p-values compare two trained models):</p>" + _table(
+                ["student", "kind", "relation", "rate diff", "Fisher p", "Δlog P diff", "question-level p"], rows,
+                raw=True))
         else:
             parts.append(_notrun(f"students vs control: {NOT_RUN}"))
     return "".join(parts) + "</section>"
@@ -261,8 +322,8 @@ def _method(rep: dict) -> str:
 
 def report_html(rep: dict) -> str:
     """The complete, self-contained HTML page."""
-    body = "".join([_overview(rep), _heatmap(rep), _bars(rep), _diversity(rep), _filter(rep), _provenance(rep),
-                    _method(rep)])
+    body = "".join([_overview(rep), _verdicts(rep), _heatmap(rep), _bars(rep), _diversity(rep), _filter(rep),
+                    _provenance(rep), _method(rep)])
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{e(rep["title"])}</title>'
             f"<style>{CSS}</style></head><body><h1>{e(rep['title'])}</h1><p>generated {e(rep['generated'])}</p>"
             f"{body}{CHECK_SCRIPT}</body></html>\n")
@@ -284,15 +345,16 @@ def report_markdown(rep: dict) -> str:
     if not rep["heatmaps"]:
         out += [NOT_RUN, ""]
     for h in rep["heatmaps"]:
-        out += [f"Trait **{h['trait']}** (default LoRA students):", ""]
-        out += _md_table(["teacher family", "student family", "rate diff (95% CI)", "p", "Δlog P diff (95% CI)", "p"], [
-            [c["teacher_family"], c["student_family"] + (" (same)" if c["same_family"] else ""),
-             fmt_signed(c["rate_diff"], c["rate_ci95"], 100, 1, " pts"), fmt_p(c["rate_p"], c.get("rate_sig", "")),
-             fmt_signed(c["delta_logprob"], c["delta_ci95"]), fmt_p(c["delta_p"], c.get("delta_sig", ""))]
-            for c in h["cells"]])
+        out += [f"Trait **{h['trait']}** (default LoRA students; per-seed effects, Holm-corrected across cells):", ""]
+        out += _md_table(["teacher family", "student family", "same", "seeds", "rate diff (95% CI)",
+                          "Δlog P diff (95% CI)"], _heat_rows(h, html_out=False))
     for r in rep["runs"]:
         out += [f"## Run {r['name']}", "", "Stages: " + ", ".join(
             f"{s} {'done' if r['stages'][s] else NOT_RUN}" for s in STAGES), ""]
+        if r["verdicts"]:
+            out += ["### Transmission verdicts (seed-level, Holm-corrected)", ""]
+            out += _md_table(VERDICT_HEADERS, [[html.unescape(re.sub(r"<[^>]+>", "", str(c))) for c in row]
+                                               for row in _verdict_rows(r["verdicts"])])
         out += ["### Models", ""]
         out += _md_table(["model", "kind", "trait rate (95% CI)", "Δlog P vs base (95% CI)"], [
             [b["id"], b["group"], fmt_rate((b.get("plain") or {}).get("rate"), (b.get("plain") or {}).get("ci95"),
