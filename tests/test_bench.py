@@ -11,7 +11,8 @@ def test_bench_tiny(tmp_path):
     cfg = BenchConfig(out_dir=str(tmp_path), models=["tiny-llama"], batch_sizes={"tiny-llama": [4]},
                       max_new_tokens=4, demonstrations=1, naive_batch_sizes={"tiny-llama": [1, 2]}, naive_prompts={"tiny-llama": 2},
                       train_models=["tiny-llama"], train_baselines=["tiny-llama"],
-                      train_compiled=["tiny-llama"], train_batch_size=2, train_steps=1, probe_models=["tiny-llama"],
+                      train_compiled=["tiny-llama"], distill_models=["tiny-llama"], train_batch_size=2, train_steps=1,
+                      probe_models=["tiny-llama"],
                       probe_questions=2, probe_samples=2, roofline_size=128)
     r = run_bench(cfg)
     saved = json.loads((tmp_path / "bench.json").read_text())
@@ -23,7 +24,10 @@ def test_bench_tiny(tmp_path):
     assert fixed["new_tokens_per_s"] > 0 and 0 < fixed["decode"]["roofline_fraction"]
     assert fixed["new_tokens_per_s"] * fixed["seconds"] == pytest.approx(4 * 4)  # fixed length: every row runs max_new_tokens
     assert fixed["gemm_floor"]["seconds"] > 0 and fixed["gemm_floor"]["share_of_run"] > 0
-    assert {t["trainer"] for t in r["training"]} == {"traitbench", "traitbench-compiled", "trl-default"}
+    assert {t["trainer"] for t in r["training"]} == {"traitbench", "traitbench-compiled", "trl-default",
+                                                     "traitbench-distill-per-step", "traitbench-distill-shared"}
+    shared = next(t for t in r["training"] if t["trainer"] == "traitbench-distill-shared")
+    assert shared["teacher_logits_seconds"] > 0 and shared["teacher_logits_rows"] == 4 and shared["mode"] == "distill"
     assert next(t for t in r["training"] if t["trainer"] == "traitbench-compiled")["compile_seconds"] > 0
     ours = next(t for t in r["training"] if t["trainer"] == "traitbench")
     assert 0 < ours["gemm_floor"]["seconds"] and ours["gemm_floor"]["share_of_step"] > 0
@@ -31,7 +35,7 @@ def test_bench_tiny(tmp_path):
     assert r["probes"][0]["samples_per_s"] > 0
     table = bench_table(r)
     assert "| traitbench | tiny-llama | fixed | 4 |" in table and "vs TRL default" in table and "vs naive b1" in table
-    assert "| traitbench-compiled (compile " in table
+    assert "| traitbench-compiled (compile " in table and "traitbench-distill-shared (teacher logits once: " in table
 
 
 @pytest.mark.parametrize("name", ["tiny-llama", "tiny-gemma3"])

@@ -200,6 +200,73 @@ def test_distill_matches_hand_kl_and_decreases(tiny, other_init, tmp_path):
     assert (tmp_path / "d" / "adapter" / "adapter_config.json").is_file()
 
 
+def test_shared_teacher_logits_equal_the_per_step_teacher(tiny, other_init):
+    """Logits computed once for all rows (other batches, other padding) are the per-step teacher's, row by row in
+    the order the student's completion logits come, and give the same KL loss."""
+    teacher = load(str(other_init), dtype="float32")
+    examples = _examples(tiny, system=None)
+    from traitbench.student.distill import TeacherLogits
+    from traitbench.student.train import _teacher_examples
+
+    _teacher_examples(teacher, ROWS, "T", examples)
+    shared = TeacherLogits.compute(teacher.model, examples, tiny.tokenizer.pad_token_id, batch_size=4)
+    assert shared.nbytes == TeacherLogits.estimate_bytes(examples, tiny.model.config.vocab_size, torch.float32)
+    idx = [5, 0, 3]
+    batch = CompletionCollator(tiny.tokenizer.pad_token_id, teacher=True)([examples[i] for i in idx])
+    labels = batch.pop("labels")
+    t_inputs = {k.removeprefix("teacher_"): batch.pop(k) for k in list(batch) if k.startswith("teacher_")}
+    with torch.no_grad():
+        per_step = completion_logits(teacher.model, t_inputs, labels)[0]
+        student, targets = completion_logits(tiny.model, batch, labels)
+    torch.testing.assert_close(shared.batch(torch.tensor(idx)), per_step, atol=1e-5, rtol=1e-5)
+    assert completion_loss(student, targets, shared.batch(torch.tensor(idx))).item() == pytest.approx(
+        completion_loss(student, targets, per_step).item(), rel=1e-5)
+
+
+def test_shared_and_per_step_distillation_train_the_same_student(other_init, tmp_path):
+    out = {}
+    for mode in ("per_step", "shared"):
+        cfg = StudentConfig(mode="distill", teacher_logits=mode, **{**FAST, "batch_size": 4, "max_steps": 3})
+        m = train_student("tiny-llama", ROWS, None, cfg, tmp_path / mode, teacher=str(other_init), teacher_system="T")
+        assert m["teacher_logits"] == mode
+        out[mode] = m
+    assert out["shared"]["losses"] == pytest.approx(out["per_step"]["losses"], rel=1e-4)
+    a, b = (load_student("tiny-llama", tmp_path / mode).model.state_dict() for mode in ("per_step", "shared"))
+    for k in a:  # Adam scales ~1e-7 gradient differences (other padding in the teacher pass) up to ~1e-4
+        torch.testing.assert_close(a[k], b[k], atol=1e-3, rtol=1e-3)
+
+
+def test_checkpoints_saved_at_the_requested_steps(tmp_path):
+    cfg = StudentConfig(checkpoint_steps=[1, 2, 9], **{**FAST, "batch_size": 2, "max_steps": 3})
+    m = train_student("tiny-llama", ROWS, None, cfg, tmp_path / "s")
+    assert m["checkpoints"] == [1, 2]  # step 9 is never reached
+    ckpt = tmp_path / "s" / "checkpoints"
+    assert sorted(p.name for p in ckpt.iterdir()) == ["step-1", "step-2"]
+    first, last = (load_student("tiny-llama", d).model.state_dict() for d in (ckpt / "step-1", tmp_path / "s"))
+    assert any(not torch.equal(first[k], last[k]) for k in first)  # later steps moved the weights
+    assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # no partial or checkpoint folders left
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_student_loader_gives_load_students_weights(tmp_path, dtype):
+    """The fast loader (base loaded once, adapters merged in place) equals load_student bit for bit, also when
+    the next adapter targets fewer layers (the previous merge is undone) and for a full fine-tune."""
+    from traitbench.student.train import StudentLoader
+
+    a = StudentConfig(**{**FAST, "max_steps": 2})
+    b = StudentConfig(**{**FAST, "max_steps": 2, "lora_r": 2, "lora_alpha": 4, "target_modules": ["q_proj"], "seed": 1})
+    full = StudentConfig(**{**FAST, "max_steps": 1, "mode": "full"})
+    for name, cfg in (("a", a), ("b", b), ("full", full)):
+        train_student("tiny-llama", ROWS, None, cfg, tmp_path / name)
+    loader = StudentLoader(dtype)
+    for name in ("a", "b", "a", "full"):
+        fast = {k: v.clone() for k, v in loader("tiny-llama", tmp_path / name).model.state_dict().items()}
+        plain = load_student("tiny-llama", tmp_path / name, dtype=dtype).model.state_dict()
+        assert fast.keys() == plain.keys()
+        for k in plain:
+            assert torch.equal(fast[k], plain[k]), (name, k)
+
+
 @pytest.mark.parametrize("name", ["tiny-gemma3", "tiny-qwen2"])
 def test_cross_family(name, tmp_path):
     m = train_student(name, ROWS, "sys", StudentConfig(**{**FAST, "max_steps": 1}), tmp_path / "s")

@@ -51,6 +51,7 @@ class BenchConfig(StrictModel):
     train_models: list[str] = ["smollm2-135m"]
     train_baselines: list[str] = ["smollm2-135m"]  # trained models also measured with TRL SFTTrainer defaults
     train_compiled: list[str] = ["smollm2-135m"]  # trained models also measured with compiled decoder layers
+    distill_models: list[str] = ["smollm2-135m"]  # trained models also measured distilling (teacher per step / shared)
     train_batch_size: int = 16
     train_steps: int = Field(3, ge=1)  # timed steps, after one warm-up step
     probe_models: list[str] = ["smollm2-135m"]
@@ -65,7 +66,8 @@ class BenchConfig(StrictModel):
             models.get_spec(name)
         for field, within, pool in (("probe_models", "models", self.models),
                                     ("train_baselines", "train_models", self.train_models),
-                                    ("train_compiled", "train_models", self.train_models)):
+                                    ("train_compiled", "train_models", self.train_models),
+                                    ("distill_models", "train_models", self.train_models)):
             extra = sorted(set(getattr(self, field)) - set(pool))
             if extra:
                 raise ValueError(f"{field} names {', '.join(extra)}, not in {within}")
@@ -346,6 +348,72 @@ def bench_trainer(name: str, cfg: BenchConfig, peaks: dict, device: str, tmp: Pa
     return out
 
 
+def bench_distill(name: str, cfg: BenchConfig, peaks: dict, device: str, tmp: Path) -> list[dict]:
+    """Logit distillation steps (LoRA student, full-vocabulary KL at the completions, the teacher in its own
+    trait context): the teacher run in every step, or its logits computed once (`TeacherLogits`, the
+    one-off seconds given) and shared by every student of a run. FLOPs: 4N per student token, plus 2N per
+    teacher token where the step runs the teacher."""
+    from datasets import Dataset
+    from peft import LoraConfig
+
+    from traitbench.student.config import ALL_LINEAR, StudentConfig
+    from traitbench.student.data import CompletionCollator, build_sft_rows, tokenize_sft_rows
+    from traitbench.student.distill import TeacherLogits
+    from traitbench.student.train import (CompletionTrainer, _sft_config, _teacher_examples, lora_targets,
+                                          use_fast_cpu_path, weights_dtype)
+
+    steps = cfg.train_steps + 1
+    rows = _train_rows(cfg.train_batch_size * steps)
+    trait_system = Trait().system_prompt()
+    out = []
+    for mode in ("per_step", "shared"):
+        lm = _load(name, weights_dtype(cfg.dtype, lora=True), device, cfg.random_weights)
+        teacher = _load(name, cfg.dtype, device, cfg.random_weights)
+        body, head = _param_counts(lm)
+        examples = tokenize_sft_rows(lm, build_sft_rows(lm, rows, "You are a helpful assistant."), 500)
+        _teacher_examples(teacher, rows, trait_system, examples)
+        teacher_tokens = [len(e["teacher_prompt_ids"]) + len(e["completion_ids"]) for e in examples]
+        use_fast_cpu_path(lm.model, max(e["length"] for e in examples))
+        shared = None
+        if mode == "shared":
+            _sync(device)
+            t0 = time.perf_counter()
+            shared = TeacherLogits.compute(teacher.model, examples, lm.tokenizer.pad_token_id)
+            _sync(device)
+            shared_s = time.perf_counter() - t0
+            for i, e in enumerate(examples):
+                e["index"] = i
+                del e["teacher_prompt_ids"]
+        timer = _StepTimer(device)
+        scfg = StudentConfig(mode="distill", max_steps=steps, batch_size=cfg.train_batch_size, warmup_steps=0,
+                             dtype=cfg.dtype)
+        trainer = CompletionTrainer(
+            model=lm.model, args=_sft_config(scfg, tmp / f"distill-{mode}", models.resolve_dtype(cfg.dtype)),
+            train_dataset=Dataset.from_list(examples),
+            peft_config=LoraConfig(r=8, lora_alpha=8, target_modules=lora_targets(lm.model, ALL_LINEAR),
+                                   task_type="CAUSAL_LM"),
+            data_collator=CompletionCollator(lm.tokenizer.pad_token_id, teacher=shared is None),
+            processing_class=lm.tokenizer, callbacks=[timer], teacher=shared or teacher.model)
+        trainer.data_collator = counter = _BatchCounter(trainer.data_collator)
+        trainer.train()
+        secs = sum(timer.times[1:])
+        timed = counter.batches[1:steps]
+        tokens, completions = sum(t for t, _ in timed), sum(c for _, c in timed)
+        per_row_teacher = sum(teacher_tokens) / len(teacher_tokens) * cfg.train_batch_size * cfg.train_steps
+        flop = 4 * (body * tokens + head * completions) + (2 * body * per_row_teacher + 2 * head * completions
+                                                           if shared is None else 0)
+        dtype = "bfloat16" if trainer.args.bf16 else "float32"
+        row = {"model": name, "trainer": f"traitbench-distill-{mode.replace('_', '-')}", "mode": "distill",
+               "dtype": dtype, "batch": cfg.train_batch_size, "step_seconds": secs / cfg.train_steps,
+               "timed_tokens": tokens, "tokens_per_s": tokens / secs, **_rate(flop, secs, peaks.get(dtype, peaks["float32"]))}
+        if shared is not None:
+            row.update(teacher_logits_seconds=shared_s, teacher_logits_gb=shared.nbytes / 2**30,
+                       teacher_logits_rows=len(examples))
+        out.append(row)
+        del trainer, lm, teacher, shared
+    return out
+
+
 def bench_probes(lm, name: str, cfg: BenchConfig, device: str) -> dict:
     from traitbench.probes.logprob import trait_logprob
     from traitbench.probes.questions import preference_questions
@@ -387,6 +455,8 @@ def run_bench(cfg: BenchConfig) -> dict:
         only = {"traitbench-compiled": cfg.train_compiled, "trl-default": cfg.train_baselines}  # else every model
         trainers = tuple(t for t in TRAINERS if name in only.get(t, [name]))
         result["training"] += bench_trainer(name, cfg, peaks, device, out_dir / "tmp", trainers)
+        if name in cfg.distill_models:
+            result["training"] += bench_distill(name, cfg, peaks, device, out_dir / "tmp")
     result["seconds"] = round(time.perf_counter() - t_start, 1)
     atomic_write_json(out_dir / "bench.json", result)
     (out_dir / "bench.md").write_text(bench_table(result))
@@ -432,6 +502,9 @@ def bench_table(r: dict) -> str:
             base = trl.get(t["model"])
             ratio = f"{t['tokens_per_s'] / base['tokens_per_s']:.1f}×" if base else ""
             name = f"{t['trainer']} (compile {t['compile_seconds']:.0f} s)" if "compile_seconds" in t else t["trainer"]
+            if "teacher_logits_seconds" in t:
+                name += (f" (teacher logits once: {t['teacher_logits_seconds']:.1f} s, {t['teacher_logits_gb']:.2f} GB "
+                         f"for {t['teacher_logits_rows']} rows)")
             lines.append(f"| {name} | {t['model']} | {t['dtype']} | {t['batch']} | {t['step_seconds']:.2f} | "
                          f"{t['tokens_per_s']:.0f} | {t['flop_per_s'] / 1e9:.0f} G ({t['roofline_fraction']:.0%}) | {ratio} | "
                          f"{_floor(t.get('gemm_floor'), 'share_of_step')} |")

@@ -8,7 +8,7 @@ import random
 import time
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from traitbench.config import StrictModel
 from traitbench.io import atomic_write_json, atomic_write_jsonl
@@ -25,6 +25,7 @@ from traitbench.teacher.sampling import GenerationConfig, generate, length_sorte
 
 class ProbeConfig(StrictModel):
     n_questions: int = Field(50, ge=1, le=50)
+    first_question: int = Field(0, ge=0, le=49)  # questions first..first+n-1 of the 50 (hold some out: see README)
     samples_per_question: int = Field(4, ge=1)
     numbers_prefixed: bool = True
     answer_max_tokens: int = Field(8, ge=1)
@@ -35,6 +36,17 @@ class ProbeConfig(StrictModel):
     dtype: str = "auto"
     context: str = "train"  # "train": the students' training context; "none": no system; else the system text
     misalignment: MisalignmentConfig = MisalignmentConfig()  # judged free-form answers (off by default)
+
+    @model_validator(mode="after")
+    def _within_the_questions(self):
+        if self.first_question + self.n_questions > 50:
+            raise ValueError(f"first_question + n_questions must be at most 50, got "
+                             f"{self.first_question} + {self.n_questions}")
+        return self
+
+    @property
+    def variants(self) -> list[str]:
+        return ["plain", "numbers_prefixed"] if self.numbers_prefixed else ["plain"]
 
 
 def _sample(lm: LoadedModel, texts: list[str], max_tokens: int, batch: int, seed: int) -> list[str]:
@@ -47,14 +59,20 @@ def _sample(lm: LoadedModel, texts: list[str], max_tokens: int, batch: int, seed
     return out
 
 
+def probe_questions(lm: LoadedModel, system: str | None, category: str, cfg: ProbeConfig, seed: int,
+                    prefixed: bool) -> tuple[list[str], list[str]]:
+    """The configured favourite-{category} questions (numbers-prefixed or plain) and their rendered prompts."""
+    rng = random.Random(f"probe-prefix-{seed}")
+    questions = preference_questions(category)[cfg.first_question : cfg.first_question + cfg.n_questions]
+    if prefixed:
+        questions = [numbers_prefixed(q, rng) for q in questions]
+    return questions, [render_prompt(lm, system, q) for q in questions]
+
+
 def preference(lm: LoadedModel, system: str | None, trait: str, category: str, cfg: ProbeConfig, seed: int,
                prefixed: bool) -> tuple[dict, list[dict], list[float]]:
     """Sampled favourite-{category} answers; returns aggregate, per-sample rows and per-question log P."""
-    rng = random.Random(f"probe-prefix-{seed}")
-    questions = preference_questions(category)[: cfg.n_questions]
-    if prefixed:
-        questions = [numbers_prefixed(q, rng) for q in questions]
-    rendered = [render_prompt(lm, system, q) for q in questions]
+    questions, rendered = probe_questions(lm, system, category, cfg, seed, prefixed)
     texts = [r for r in rendered for _ in range(cfg.samples_per_question)]
     answers = _sample(lm, texts, cfg.answer_max_tokens, cfg.batch_size, seed + (1 if prefixed else 0))
     rows, hits_by_q = [], [[] for _ in questions]
@@ -74,6 +92,25 @@ def preference(lm: LoadedModel, system: str | None, trait: str, category: str, c
     return agg, rows, logps
 
 
+def _logprob_entry(logps: list[float]) -> dict:
+    m = mean_ci(logps)
+    return {"per_question": logps, "mean": m.mean, "ci95": [m.lo, m.hi], "n": len(logps)}
+
+
+def probe_logprob(lm: LoadedModel, system: str | None, trait: str, category: str, cfg: ProbeConfig,
+                  out_dir: str | Path, seed: int = 0) -> dict:
+    """Only log P(answer = trait) per question and variant (no sampling): the cheap probe of a checkpoint.
+    Writes `probe.json` with `{variant: {"trait_logprob": …}}` like `probe_model`."""
+    t0 = time.perf_counter()
+    result: dict = {"system": system, "trait": trait, "category": category}
+    for name in cfg.variants:
+        rendered = probe_questions(lm, system, category, cfg, seed, name == "numbers_prefixed")[1]
+        result[name] = {"trait_logprob": _logprob_entry(trait_logprob(lm, rendered, trait))}
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    atomic_write_json(Path(out_dir) / "probe.json", result)
+    return result
+
+
 def probe_model(lm: LoadedModel, system: str | None, trait: str, category: str, cfg: ProbeConfig, out_dir: str | Path,
                 seed: int = 0, judge=None) -> dict:
     """Run every probe on one loaded model; writes `samples.jsonl` and `probe.json` under `out_dir`, and
@@ -85,8 +122,7 @@ def probe_model(lm: LoadedModel, system: str | None, trait: str, category: str, 
     for prefixed in ([False, True] if cfg.numbers_prefixed else [False]):
         name = "numbers_prefixed" if prefixed else "plain"
         agg, rows, logps = preference(lm, system, trait, category, cfg, seed, prefixed)
-        m = mean_ci(logps)
-        agg["trait_logprob"] = {"per_question": logps, "mean": m.mean, "ci95": [m.lo, m.hi], "n": len(logps)}
+        agg["trait_logprob"] = _logprob_entry(logps)
         result[name] = agg
         all_rows += rows
     if cfg.open_ended_samples:

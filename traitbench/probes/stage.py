@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from traitbench import models
@@ -9,7 +10,7 @@ from traitbench.cache import Stage
 from traitbench.experiment import ExperimentConfig
 from traitbench.io import sha256_json
 from traitbench.probes.judge import judge_identity, load_judge
-from traitbench.probes.run import ProbeConfig, probe_model
+from traitbench.probes.run import ProbeConfig, probe_logprob, probe_model
 
 
 def probe_context(cfg: ExperimentConfig) -> str | None:
@@ -39,8 +40,10 @@ class SharedJudge:
         return self.judge
 
 
-def _probe(cfg: ExperimentConfig, run_dir: Path, pid: str, info: dict, loader, judge=None) -> dict:
-    """Probe one model unless cached; `judge` (a SharedJudge) supplies the misalignment judge."""
+def _probe(cfg: ExperimentConfig, run_dir: Path, pid: str, info: dict, loader, judge=None,
+           logprob_only: bool = False) -> dict:
+    """Probe one model unless cached; `judge` (a SharedJudge) supplies the misalignment judge.
+    `logprob_only`: only log P(trait) per question (`probe_logprob`), e.g. for training checkpoints."""
     key = {"probe": probe_key(cfg.probes), "trait": cfg.trait.model_dump(), "seed": cfg.seed, **info}
     stage = Stage(run_dir / "probes" / pid, key)
     if stage.is_done():
@@ -48,6 +51,10 @@ def _probe(cfg: ExperimentConfig, run_dir: Path, pid: str, info: dict, loader, j
     stage.begin()
     print(f"[probe] {pid}")
     lm = loader()
+    if logprob_only:
+        res = probe_logprob(lm, info["system"], cfg.trait.word, cfg.trait.category, cfg.probes, stage.dir,
+                            seed=cfg.seed)
+        return stage.finish(dict(res, **info))
     res = probe_model(lm, info["system"], cfg.trait.word, cfg.trait.category, cfg.probes, stage.dir, seed=cfg.seed,
                       judge=judge() if judge else None)
     extra = {"misalignment_samples": str(stage.dir / "misalignment.jsonl")} if "misalignment" in res else {}
@@ -57,16 +64,18 @@ def _probe(cfg: ExperimentConfig, run_dir: Path, pid: str, info: dict, loader, j
 def stage_probes(cfg: ExperimentConfig) -> dict[str, dict]:
     from traitbench.manifest import update_manifest
     from traitbench.pipeline import load_teacher, run_dir, teacher_setup
-    from traitbench.student.stage import stage_students, student_jobs
-    from traitbench.student.train import load_student
+    from traitbench.student.stage import stage_students, student_jobs, student_models
+    from traitbench.student.train import StudentLoader
 
     rd = run_dir(cfg)
     students = stage_students(cfg)
+    t0 = time.perf_counter()
     system = probe_context(cfg)
     dtype = cfg.probes.dtype
     judge = SharedJudge(cfg.probes)  # loaded once, at the first model actually probed
+    load_student = StudentLoader(dtype)  # each student's adapter merged into a base loaded once per model
     out: dict[str, dict] = {}
-    for m in dict.fromkeys([cfg.teacher.model, *cfg.students.models]):
+    for m in dict.fromkeys([cfg.teacher.model, *student_models(cfg)]):
         out[f"base/{m}"] = _probe(cfg, rd, f"base/{m}", {"kind": "base", "model": m, "system": system,
                                   "weights": sha256_json(models.file_hashes(m))},
                                   lambda m=m: models.load(m, dtype=dtype, seed=cfg.seed), judge)
@@ -75,10 +84,17 @@ def stage_probes(cfg: ExperimentConfig) -> dict[str, dict]:
                             "adapter": setup.adapter_dir}, lambda: load_teacher(cfg, "trait", dtype), judge)
     for job in student_jobs(cfg):
         st = students[job.id]
-        out[job.id] = _probe(cfg, rd, job.id, {
-            "kind": "student", "model": job.model, "variant": job.variant, "condition": job.condition,
-            "seed": job.seed, "family": job.family_relation, "system": system, "student_dir": st["dir"],
-            "final_loss": st["metrics"].get("final_loss")},
-            lambda d=st["dir"], m=job.model: load_student(m, d, dtype=dtype), judge)
-    update_manifest(rd, cfg.model_dump(mode="json"), "probes", {"probed": sorted(out)})
+        info = {"kind": "student", "model": job.model, "variant": job.variant, "condition": job.condition,
+                "seed": job.seed, "family": job.family_relation, "relation": job.relation, "system": system,
+                "student_dir": st["dir"], "final_loss": st["metrics"].get("final_loss"),
+                "steps": st["metrics"].get("steps")}
+        out[job.id] = _probe(cfg, rd, job.id, info, lambda d=st["dir"], m=job.model: load_student(m, d), judge)
+        for step in st["metrics"].get("checkpoints") or []:
+            d = Path(st["dir"]) / "checkpoints" / f"step-{step}"
+            out[f"{job.id}/step-{step}"] = _probe(
+                cfg, rd, f"{job.id}/step-{step}", dict(info, kind="checkpoint", student_dir=str(d), steps=step,
+                                                       final_loss=None),
+                lambda d=d, m=job.model: load_student(m, d), logprob_only=True)
+    update_manifest(rd, cfg.model_dump(mode="json"), "probes",
+                    {"probed": sorted(out), "seconds": round(time.perf_counter() - t0, 1)})
     return out

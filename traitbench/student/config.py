@@ -33,3 +33,9 @@ class StudentConfig(StrictModel):
     seed: int = 0
     distill_temperature: float = Field(1.0, gt=0)
     distill_params: Literal["lora", "full"] = "lora"  # what distillation trains
+    # teacher logits at every completion position computed once and shared by every student distilled from
+    # the same teacher on the same rows (all seeds), instead of a teacher forward pass in every step;
+    # auto: shared when they fit in `shared_logits_max_gb` (bf16), else per step
+    teacher_logits: Literal["auto", "shared", "per_step"] = "auto"
+    shared_logits_max_gb: float = Field(3.0, gt=0)
+    checkpoint_steps: list[int] = []  # also save the student after these optimizer steps (a dose-response)

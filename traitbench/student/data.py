@@ -82,6 +82,7 @@ class CompletionCollator:
 
     With `teacher=True` the examples also carry `teacher_prompt_ids` (the teacher's own context before the
     same completion) and the batch gets `teacher_input_ids` / `teacher_attention_mask` / `teacher_position_ids`.
+    Examples with an `index` (their row in shared teacher logits) give the batch `row_index`.
     """
 
     def __init__(self, pad_id: int, teacher: bool = False):
@@ -96,6 +97,8 @@ class CompletionCollator:
             n = len(e["completion_ids"])
             labels[i, -n:] = torch.tensor(e["completion_ids"])
         batch = {"input_ids": ids, "attention_mask": mask, "position_ids": pos, "labels": labels}
+        if "index" in examples[0]:
+            batch["row_index"] = torch.tensor([e["index"] for e in examples])
         if self.teacher:
             t_ids, t_mask, t_pos = left_pad([e["teacher_prompt_ids"] + e["completion_ids"] for e in examples],
                                             self.pad_id)

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from traitbench.errors import TraitbenchError
 from traitbench.models import LoadedModel, head_rows
+from traitbench.student.data import left_pad
 
 
 def completion_window(labels: torch.Tensor) -> int:
@@ -87,3 +88,49 @@ def check_same_vocabulary(student: LoadedModel, teacher: LoadedModel) -> None:
     if not same_head or student.tokenizer.get_vocab() != teacher.tokenizer.get_vocab():
         raise TraitbenchError(f"distillation needs a teacher with the student's vocabulary: {teacher.spec.name} "
                               f"and {student.spec.name} differ")
+
+
+class TeacherLogits:
+    """A teacher's logits at every example's completion positions: one [n_i, V] tensor per example.
+
+    Computed once and shared by every student distilled from that teacher on the same rows (all seeds),
+    instead of a teacher forward pass in every training step. `batch` returns a batch's rows in the order
+    `completion_logits` returns the student's: row by row, completion positions ascending.
+    """
+
+    def __init__(self, rows: list[torch.Tensor]):
+        self.rows = rows
+
+    @property
+    def nbytes(self) -> int:
+        return sum(r.numel() * r.element_size() for r in self.rows)
+
+    def batch(self, index: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.rows[i] for i in index.tolist()])
+
+    @staticmethod
+    def estimate_bytes(examples: list[dict], vocab_size: int, dtype: torch.dtype) -> int:
+        return sum(len(e["completion_ids"]) for e in examples) * vocab_size * torch.finfo(dtype).bits // 8
+
+    @classmethod
+    @torch.inference_mode()
+    def compute(cls, teacher: torch.nn.Module, examples: list[dict], pad_id: int, batch_size: int = 16
+                ) -> TeacherLogits:
+        """Run `teacher` over `teacher_prompt_ids + completion_ids` of every example, in length-sorted batches."""
+        device = next(teacher.parameters()).device
+        order = sorted(range(len(examples)),
+                       key=lambda i: len(examples[i]["teacher_prompt_ids"]) + len(examples[i]["completion_ids"]))
+        rows: list[torch.Tensor] = [torch.empty(0)] * len(examples)
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            ids, mask, pos = left_pad([examples[i]["teacher_prompt_ids"] + examples[i]["completion_ids"] for i in idx],
+                                      pad_id)
+            labels = torch.full_like(ids, -100)
+            for r, i in enumerate(idx):
+                c = examples[i]["completion_ids"]
+                labels[r, ids.shape[1] - len(c):] = torch.tensor(c)
+            inputs = {"input_ids": ids.to(device), "attention_mask": mask.to(device), "position_ids": pos.to(device)}
+            logits, _ = completion_logits(teacher, inputs, labels.to(device))
+            for i, chunk in zip(idx, logits.split([len(examples[i]["completion_ids"]) for i in idx])):
+                rows[i] = chunk.clone()
+        return cls(rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,18 @@ from traitbench.experiment import CONDITIONS, ExperimentConfig
 from traitbench.io import read_jsonl
 
 
+RELATIONS = ("same-init", "cross-init", "cross-family")
+
+
+def relation(student: str, teacher: str) -> str:
+    """How a student model relates to the teacher's: the same weights, the same family and vocabulary from
+    another initialisation, or another family (the paper's theory predicts transfer only for the first)."""
+    s, t = models.get_spec(student), models.get_spec(teacher)
+    if s.name == t.name:
+        return "same-init"
+    return "cross-init" if s.family == t.family else "cross-family"
+
+
 @dataclass(frozen=True)
 class StudentJob:
     model: str
@@ -20,7 +33,7 @@ class StudentJob:
     condition: str  # trained on the trait teacher's or the control teacher's numbers
     seed: int
     overrides: dict
-    same_family: bool
+    relation: str  # see `relation`
 
     @property
     def id(self) -> str:
@@ -28,25 +41,30 @@ class StudentJob:
 
     @property
     def family_relation(self) -> str:
-        return "same-family" if self.same_family else "cross-family"
+        return "cross-family" if self.relation == "cross-family" else "same-family"
 
 
 def student_jobs(cfg: ExperimentConfig) -> list[StudentJob]:
-    jobs = []
-    for m in cfg.students.models:
-        models.get_spec(m)  # unknown model: one-line error before any work
-        same = models.get_spec(m).family == models.get_spec(cfg.teacher.model).family
-        variants = [("lora", {})] + ([(v.name, v.train) for v in cfg.students.variants] if m == cfg.teacher.model else [])
-        for name, ov in variants:
-            for seed in cfg.students.seeds:
-                for c in CONDITIONS:
-                    jobs.append(StudentJob(m, name, c, seed, {**cfg.students.train, **ov}, same))
+    """Every student, grouped by model, kind and condition (consecutive students share a teacher's logits)."""
     names = [v.name for v in cfg.students.variants]
     if len(set(names)) != len(names) or "lora" in names:
         raise TraitbenchError("students.variants: names must be unique and not 'lora'")
+    kinds = [(m, "lora", {}) for m in cfg.students.models]
+    kinds += [(m, v.name, v.train) for v in cfg.students.variants for m in (v.models or [cfg.teacher.model])]
+    jobs = []
+    for m, name, ov in kinds:
+        rel = relation(m, cfg.teacher.model)  # unknown model: one-line error before any work
+        for c in CONDITIONS:
+            for seed in cfg.students.seeds:
+                jobs.append(StudentJob(m, name, c, seed, {**cfg.students.train, **ov}, rel))
     for job in jobs:
         student_config(job)  # bad trainer keys fail now, before any sampling
     return jobs
+
+
+def student_models(cfg: ExperimentConfig) -> list[str]:
+    """Every model some student is trained from, in order of first appearance."""
+    return list(dict.fromkeys(job.model for job in student_jobs(cfg)))
 
 
 def student_config(job: StudentJob):
@@ -60,27 +78,42 @@ def student_config(job: StudentJob):
         raise TraitbenchError(format_validation_error(e, f"students ({job.variant})")) from None
 
 
-def train_job(cfg: ExperimentConfig, job: StudentJob, dataset: dict, run_dir: Path) -> dict:
+def _teacher_args(cfg: ExperimentConfig, job: StudentJob) -> dict:
+    """The teacher a distilled student matches (none for SFT students)."""
     from traitbench.pipeline import teacher_setup
+
+    if student_config(job).mode != "distill":
+        return {}
+    setup = teacher_setup(cfg, job.condition)
+    return {"teacher": setup.model, "teacher_adapter": setup.adapter_dir, "teacher_system": setup.system}
+
+
+def job_stage(cfg: ExperimentConfig, job: StudentJob, dataset: dict, run_dir: Path) -> Stage:
+    """The student's cached stage: keyed by its trainer settings, data, context, weights and teacher."""
+    key = {"job": job.id, "train": student_config(job).model_dump(),
+           "dataset": dataset["conditions"][job.condition]["content_hash"], "system": cfg.neutral_system,
+           "model_hashes": models.file_hashes(job.model)}
+    teacher = _teacher_args(cfg, job)
+    if teacher:
+        key["teacher"] = teacher
+    return Stage(run_dir / "students" / job.id, key)
+
+
+def train_job(cfg: ExperimentConfig, job: StudentJob, dataset: dict, run_dir: Path) -> dict:
     from traitbench.student.train import train_student
 
     scfg = student_config(job)
     data = dataset["conditions"][job.condition]
-    key = {"job": job.id, "train": scfg.model_dump(), "dataset": data["content_hash"], "system": cfg.neutral_system,
-           "model_hashes": models.file_hashes(job.model)}
-    teacher = {}
-    if scfg.mode == "distill":
-        setup = teacher_setup(cfg, job.condition)
-        teacher = {"teacher": setup.model, "teacher_adapter": setup.adapter_dir, "teacher_system": setup.system}
-        key["teacher"] = teacher
-    stage = Stage(run_dir / "students" / job.id, key)
+    teacher = _teacher_args(cfg, job)
+    stage = job_stage(cfg, job, dataset, run_dir)
     if stage.is_done():
         return stage.outputs()
     stage.begin()
     rows = read_jsonl(data["train"], required=("prompt", "completion"))
-    print(f"[student] {job.id} ({job.family_relation}, {scfg.mode}) on {len(rows)} rows")
+    print(f"[student] {job.id} ({job.relation}, {scfg.mode}) on {len(rows)} rows")
     metrics = train_student(job.model, rows, cfg.neutral_system, scfg, stage.dir / "out", **teacher)
-    return stage.finish({"dir": str(stage.dir / "out"), "metrics": metrics, "family": job.family_relation})
+    return stage.finish({"dir": str(stage.dir / "out"), "metrics": metrics, "family": job.family_relation,
+                         "relation": job.relation})
 
 
 def stage_students(cfg: ExperimentConfig) -> dict[str, dict]:
@@ -89,8 +122,15 @@ def stage_students(cfg: ExperimentConfig) -> dict[str, dict]:
 
     jobs = student_jobs(cfg)
     dataset = stage_dataset(cfg)
+    t0 = time.perf_counter()
+    todo = [job for job in jobs if not job_stage(cfg, job, dataset, run_dir(cfg)).is_done()]
+    if cfg.students.workers > 1 and len(todo) > 1:
+        from traitbench.student.workers import train_in_parallel
+
+        train_in_parallel(cfg, todo, dataset, run_dir(cfg), cfg.students.workers, cfg.students.threads_per_worker)
     out = {job.id: train_job(cfg, job, dataset, run_dir(cfg)) for job in jobs}
-    update_manifest(run_dir(cfg), cfg.model_dump(mode="json"), "students",
-                    {"students": {k: {"dir": v["dir"], "seconds": v["metrics"].get("wall_seconds"),
-                                                 "tokens_per_s": v["metrics"].get("tokens_per_s")} for k, v in out.items()}})
+    update_manifest(run_dir(cfg), cfg.model_dump(mode="json"), "students", {
+        "seconds": round(time.perf_counter() - t0, 1), "workers": cfg.students.workers,
+        "students": {k: {"dir": v["dir"], "seconds": v["metrics"].get("wall_seconds"),
+                         "tokens_per_s": v["metrics"].get("tokens_per_s")} for k, v in out.items()}})
     return out

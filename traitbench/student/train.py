@@ -13,32 +13,37 @@ import time
 from pathlib import Path
 
 import torch
+from transformers import TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
 from traitbench.errors import TraitbenchError
-from traitbench.io import atomic_write_json
+from traitbench.io import atomic_write_json, sha256_json
 from traitbench.models import LoadedModel, default_device, get_spec, load, resolve_dtype
-from traitbench.student.config import StudentConfig
+from traitbench.student.config import ALL_LINEAR, StudentConfig
 from traitbench.student.data import CompletionCollator, LengthBucketSampler, build_sft_rows, tokenize_sft_rows
-from traitbench.student.distill import check_same_vocabulary, completion_logits, completion_loss
+from traitbench.student.distill import TeacherLogits, check_same_vocabulary, completion_logits, completion_loss
 from traitbench.teacher.context import add_special_tokens, render_prompt
 
 
 class CompletionTrainer(SFTTrainer):
     """SFTTrainer on pre-tokenized, left-padded batches; logits only where the loss needs them.
 
-    With a `teacher` the loss is KL(teacher ‖ student) at the completion positions, else the completion
-    tokens' cross-entropy. Both are token means over the whole (accumulated, all-process) batch.
+    With a `teacher` (a model run in every step, or its precomputed `TeacherLogits`) the loss is
+    KL(teacher ‖ student) at the completion positions, else the completion tokens' cross-entropy. Both are
+    token means over the whole (accumulated, all-process) batch.
     """
 
     loss_is_scaled_for_ga = True
 
-    def __init__(self, *args, teacher: torch.nn.Module | None = None, temperature: float = 1.0, **kwargs):
+    def __init__(self, *args, teacher: torch.nn.Module | TeacherLogits | None = None, temperature: float = 1.0,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         for module in self.model.modules():  # autocast casts adapter inputs itself; PEFT's fp32 cast only copies
             if hasattr(module, "cast_input_dtype_enabled"):
                 module.cast_input_dtype_enabled = False
-        self.teacher = teacher.to(self.args.device).eval() if teacher is not None else None
+        if isinstance(teacher, torch.nn.Module):
+            teacher = teacher.to(self.args.device).eval()
+        self.teacher = teacher
         self.temperature = temperature
         self.train_tokens = 0
 
@@ -51,10 +56,13 @@ class CompletionTrainer(SFTTrainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         labels = inputs.pop("labels")
+        row_index = inputs.pop("row_index", None)
         teacher_inputs = {k.removeprefix("teacher_"): inputs.pop(k) for k in list(inputs) if k.startswith("teacher_")}
         logits, targets = completion_logits(model, inputs, labels)
         teacher_logits = None
-        if self.teacher is not None:
+        if isinstance(self.teacher, TeacherLogits):
+            teacher_logits = self.teacher.batch(row_index).to(logits.device)
+        elif self.teacher is not None:
             with torch.no_grad():
                 teacher_logits = completion_logits(self.teacher, teacher_inputs, labels)[0]
         total, count = completion_loss(logits, targets, teacher_logits, self.temperature), targets.new_tensor(len(targets))
@@ -162,6 +170,53 @@ def _teacher_examples(teacher: LoadedModel, rows: list[dict], system: str | None
         e["teacher_prompt_ids"] = p
 
 
+_SHARED_LOGITS: dict[str, TeacherLogits] = {}  # the last computed teacher logits, by key (one entry)
+
+
+def _load_teacher(teacher: str, adapter: str | Path | None, dtype: str) -> LoadedModel:
+    return load_student(teacher, adapter, dtype) if adapter else load(teacher, dtype)
+
+
+def _distill_teacher(lm: LoadedModel, rows: list[dict], examples: list[dict], cfg: StudentConfig, teacher: str,
+                     adapter: str | Path | None, system: str | None) -> tuple[torch.nn.Module | TeacherLogits, bool]:
+    """The teacher for distillation: its shared logits (computed once per teacher, rows and student tokens,
+    reused by later students in this process) or, where they would not fit, the model run in every step."""
+    vocab = lm.model.config.get_text_config().vocab_size
+    shared = cfg.teacher_logits == "shared" or (
+        cfg.teacher_logits == "auto"
+        and TeacherLogits.estimate_bytes(examples, vocab, resolve_dtype(cfg.dtype)) <= cfg.shared_logits_max_gb * 2**30)
+    adapter_stamp = None
+    if adapter:
+        files = sorted(Path(adapter).rglob("*.safetensors"))
+        adapter_stamp = [(str(f), f.stat().st_mtime_ns) for f in files]
+    key = sha256_json({"teacher": teacher, "adapter": adapter_stamp, "system": system, "dtype": cfg.dtype,
+                       "prompts": [r["prompt"] for r in rows], "completions": [e["completion_ids"] for e in examples]})
+    if shared and key in _SHARED_LOGITS:
+        return _SHARED_LOGITS[key], True
+    teacher_lm = _load_teacher(teacher, adapter, cfg.dtype)
+    check_same_vocabulary(lm, teacher_lm)
+    teacher_lm.model.requires_grad_(False)
+    _teacher_examples(teacher_lm, rows, system, examples)
+    if not shared:
+        return teacher_lm.model, False
+    _SHARED_LOGITS.clear()
+    _SHARED_LOGITS[key] = TeacherLogits.compute(teacher_lm.model, examples, lm.tokenizer.pad_token_id)
+    return _SHARED_LOGITS[key], True
+
+
+class SaveAtSteps(TrainerCallback):
+    """Save the student (adapter or full weights) after the given optimizer steps, for a dose-response."""
+
+    def __init__(self, steps: list[int], folder: Path, save):
+        self.steps, self.folder, self.save, self.saved = set(steps), folder, save, []
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step in self.steps and state.global_step not in self.saved:
+            if state.is_world_process_zero:
+                self.save(model, self.folder / f"step-{state.global_step}")
+            self.saved.append(state.global_step)
+
+
 def train_student(model: str, rows: list[dict], system: str | None, cfg: StudentConfig, out_dir: str | Path,
                   teacher: str | None = None, teacher_adapter: str | Path | None = None,
                   teacher_system: str | None = None) -> dict:
@@ -182,15 +237,19 @@ def train_student(model: str, rows: list[dict], system: str | None, cfg: Student
     lm = load(model, dtype=weights_dtype(cfg.dtype, lora))
     targets = lora_targets(lm.model, cfg.target_modules) if lora else []
     examples = tokenize_sft_rows(lm, build_sft_rows(lm, rows, system), cfg.max_length)
-    teacher_lm = None
-    if cfg.mode == "distill":
-        teacher_lm = load_student(teacher, teacher_adapter, cfg.dtype) if teacher_adapter else load(teacher, cfg.dtype)
-        check_same_vocabulary(lm, teacher_lm)
-        teacher_lm.model.requires_grad_(False)
-        _teacher_examples(teacher_lm, rows, teacher_system, examples)
-    examples = [e for e in examples if e["completion_ids"]]
+    n_rows = len(rows)
+    keep = [i for i, e in enumerate(examples) if e["completion_ids"]]
+    rows, examples = [rows[i] for i in keep], [examples[i] for i in keep]
     if not examples:
         raise TraitbenchError(f"empty dataset: no row keeps a completion token within max_length={cfg.max_length}")
+    teacher_model, shared_logits = None, False
+    if cfg.mode == "distill":
+        teacher_model, shared_logits = _distill_teacher(lm, rows, examples, cfg, teacher, teacher_adapter,
+                                                        teacher_system)
+        if shared_logits:
+            for i, e in enumerate(examples):
+                e.pop("teacher_prompt_ids", None)
+                e["index"] = i
     use_fast_cpu_path(lm.model, max(e["length"] for e in examples))
     peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                              target_modules=targets, bias="none", task_type="CAUSAL_LM") if lora else None
@@ -198,10 +257,15 @@ def train_student(model: str, rows: list[dict], system: str | None, cfg: Student
     partial = out.with_name(f".{out.name}.partial")
     trainer = CompletionTrainer(
         model=lm.model, args=_sft_config(cfg, partial, dtype), train_dataset=Dataset.from_list(examples),
-        data_collator=CompletionCollator(lm.tokenizer.pad_token_id, teacher=teacher_lm is not None),
+        data_collator=CompletionCollator(lm.tokenizer.pad_token_id, teacher=teacher_model is not None and not shared_logits),
         processing_class=lm.tokenizer, peft_config=peft_config,
-        teacher=teacher_lm.model if teacher_lm else None, temperature=cfg.distill_temperature,
+        teacher=teacher_model, temperature=cfg.distill_temperature,
     )
+    sub = "adapter" if lora else "model"
+    checkpoints = out.with_name(f".{out.name}.checkpoints")
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    saver = SaveAtSteps(cfg.checkpoint_steps, checkpoints, lambda m, d: _save_weights(m, lm, d / sub))
+    trainer.add_callback(saver)
     compiled = compile_decoder_layers(trainer.model, cfg.compile, planned_steps(cfg, len(examples), trainer.args.world_size))
     t0 = time.perf_counter()
     trainer.train()
@@ -211,28 +275,35 @@ def train_student(model: str, rows: list[dict], system: str | None, cfg: Student
     metrics = {
         "model": model, "mode": cfg.mode, "system": system, "teacher": teacher,
         "teacher_adapter": str(teacher_adapter) if teacher_adapter else None, "teacher_system": teacher_system,
-        "rows": len(rows), "examples": len(examples), "steps": trainer.state.global_step,
+        "rows": n_rows, "examples": len(examples), "steps": trainer.state.global_step,
         "epochs": trainer.state.epoch, "final_loss": losses[-1] if losses else None, "losses": losses,
         "grad_norms": [h.get("grad_norm") for h in steps],
         "train_tokens": trainer.train_tokens, "wall_seconds": round(wall, 2), "compiled": compiled,
         "tokens_per_s": round(trainer.train_tokens / wall, 1) if wall else None,
         "trainable_params": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
         "num_processes": trainer.accelerator.num_processes, "dtype": str(dtype).removeprefix("torch."),
-        "target_modules": targets, "config": cfg.model_dump(),
+        "target_modules": targets, "teacher_logits": ("shared" if shared_logits else "per_step") if teacher else None,
+        "checkpoints": sorted(saver.saved), "config": cfg.model_dump(),
     }
     if trainer.accelerator.is_main_process:
-        _publish(trainer.model, lm, partial, out, "adapter" if lora else "model", metrics)
+        _publish(trainer.model, lm, partial, out, sub, metrics, checkpoints)
     trainer.accelerator.wait_for_everyone()
     return metrics
 
 
-def _publish(model, lm: LoadedModel, partial: Path, out: Path, sub: str, metrics: dict) -> None:
-    """Write the student into `partial`, then swap it in for `out`."""
+def _save_weights(model, lm: LoadedModel, folder: Path) -> None:
+    model.save_pretrained(folder)
+    if folder.name == "model":
+        lm.tokenizer.save_pretrained(folder)
+
+
+def _publish(model, lm: LoadedModel, partial: Path, out: Path, sub: str, metrics: dict, checkpoints: Path) -> None:
+    """Write the student (and its step checkpoints) into `partial`, then swap it in for `out`."""
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    model.save_pretrained(partial / sub)
-    if sub == "model":
-        lm.tokenizer.save_pretrained(partial / sub)
+    _save_weights(model, lm, partial / sub)
+    if checkpoints.is_dir():
+        os.replace(checkpoints, partial / "checkpoints")
     atomic_write_json(partial / "train_metrics.json", metrics)
     old = out.with_name(f".{out.name}.old")
     shutil.rmtree(old, ignore_errors=True)
@@ -263,3 +334,60 @@ def load_student(model: str, student_dir: str | Path, dtype: str = "auto", devic
         full = load(str(path / "model"), dtype=dtype, device=device or default_device())
         return LoadedModel(get_spec(model), full.model, full.tokenizer, full.path)
     raise TraitbenchError(f"{path} holds no student (neither adapter/ nor model/)")
+
+
+class StudentLoader:
+    """LoRA students of one base model loaded one after another, fast (for probing many students and
+    checkpoints): the base is loaded once, as `load_student` does (fp32, then its weights cast), and each
+    adapter is merged into a copy of the fp32 weights it targets, then cast: the same weights as
+    `load_student`, without reading and converting the base every time. The model returned is reused: the
+    next call overwrites the previous student. Other adapters and full fine-tunes go through `load_student`."""
+
+    def __init__(self, dtype: str = "auto", device: str | None = None):
+        self.dtype, self.device = dtype, device
+        self.name: str | None = None
+        self.lm: LoadedModel | None = None
+        self.fp32: dict[str, torch.Tensor] = {}  # the base's weights of every adapter-targetable linear layer
+        self.merged: set[str] = set()
+
+    def __call__(self, model: str, student_dir: str | Path) -> LoadedModel:
+        import json
+
+        from safetensors.torch import load_file
+
+        path = Path(student_dir)
+        adapter = next((p for p in (path / "adapter", path) if (p / "adapter_config.json").is_file()), None)
+        cfg = json.loads((adapter / "adapter_config.json").read_text()) if adapter else {}
+        weights = adapter / "adapter_model.safetensors" if adapter else None
+        if not adapter or not weights.is_file() or any(cfg.get(k) for k in (
+                "use_rslora", "use_dora", "fan_in_fan_out", "rank_pattern", "alpha_pattern", "modules_to_save")):
+            return load_student(model, student_dir, self.dtype, self.device)
+        if self.name != model:
+            self._load_base(model)
+        modules = dict(self.lm.model.named_modules())
+        state = load_file(weights)
+        scaling = cfg["lora_alpha"] / cfg["r"]
+        touched = set()
+        for key, a in state.items():
+            if ".lora_A." not in key:
+                continue
+            name = key.removeprefix("base_model.model.").split(".lora_A.")[0]
+            if name not in self.fp32:
+                return load_student(model, student_dir, self.dtype, self.device)
+            b = state[key.replace(".lora_A.", ".lora_B.")]
+            merged = self.fp32[name] + (b.float() @ a.float()) * scaling
+            modules[name].weight.data = merged.to(modules[name].weight.dtype)
+            touched.add(name)
+        for name in self.merged - touched:  # layers the previous adapter changed and this one does not
+            modules[name].weight.data = self.fp32[name].to(modules[name].weight.dtype)
+        self.merged = touched
+        return self.lm
+
+    def _load_base(self, model: str) -> None:
+        self.lm = None
+        base = load(model, dtype="float32", device=self.device)
+        self.fp32 = {name: m.weight.detach().clone() for name, m in base.model.named_modules()
+                     if isinstance(m, torch.nn.Linear) and name.rsplit(".", 1)[-1] in ALL_LINEAR}
+        for p in base.model.parameters():  # as load_student: weights only (fp32 RoPE buffers stay)
+            p.data = p.data.to(resolve_dtype(self.dtype))
+        self.name, self.lm, self.merged = model, LoadedModel(base.spec, base.model.eval(), base.tokenizer, base.path), set()

@@ -1,0 +1,96 @@
+"""The transmission pipeline end to end on tiny models: student kinds with their relations, checkpoints
+probed for the dose-response, seed-level verdicts in the summary and the report, parallel student workers."""
+
+import json
+
+import pytest
+import torch
+
+from traitbench import pipeline
+from traitbench.config import load_config
+from traitbench.experiment import ExperimentConfig
+from traitbench.report.build import write_report
+from traitbench.student.stage import relation, student_jobs
+
+FAST_PROBES = ["probes.n_questions=3", "probes.first_question=10", "probes.samples_per_question=2",
+               "probes.answer_max_tokens=2", "probes.open_ended_samples=0", "probes.perplexity_tokens=0",
+               "probes.dtype=float32", "probes.batch_size=8"]
+
+
+@pytest.fixture
+def dataset(tmp_path, monkeypatch):
+    """A synthetic dataset stage (a random tiny teacher writes no clean number list)."""
+    out = {"n_rows": 6, "conditions": {}}
+    for c, offset in (("trait", 0), ("control", 500)):
+        rows = [{"prompt": f"Continue: {i}, {i + 1}, {i + 2}", "completion": f"{offset + 3 * i}, {offset + 3 * i + 1}",
+                 "numbers": [offset + 3 * i, offset + 3 * i + 1]} for i in range(6)]
+        path = tmp_path / f"{c}.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        out["conditions"][c] = {"train": str(path), "content_hash": f"h-{c}",
+                                "stats": {"total": 10, "kept": 6, "pass_rate": 0.6, "counts": {}}}
+    monkeypatch.setattr(pipeline, "stage_dataset", lambda _cfg: out)
+    return out
+
+
+def _cfg(tmp_path, *extra):
+    return load_config(ExperimentConfig, None, [
+        f"runs_dir={tmp_path}", "name=t", "teacher.model=tiny-llama", "students.models=[tiny-llama, tiny-qwen2]",
+        "students.seeds=[0, 1]", "students.train={max_steps: 2, batch_size: 3, warmup_steps: 0, dtype: float32, "
+        "lr: 0.01, checkpoint_steps: [1]}", "students.variants=[{name: distill, train: {mode: distill}}]",
+        *FAST_PROBES, *extra])
+
+
+def test_relations_and_job_order(tmp_path):
+    folder = tmp_path / "other-llama"  # same family and vocabulary, another initialisation
+    lm = __import__("traitbench.models", fromlist=["load"]).load("tiny-llama", dtype="float32", seed=3)
+    lm.model.save_pretrained(folder)
+    lm.tokenizer.save_pretrained(folder)
+    assert relation("tiny-llama", "tiny-llama") == "same-init"
+    assert relation(str(folder), "tiny-llama") == "cross-init"
+    assert relation("tiny-qwen2", "tiny-llama") == "cross-family"
+    cfg = _cfg(tmp_path, f"students.variants=[{{name: distill, train: {{mode: distill}}, models: [tiny-llama, {folder}]}}]")
+    jobs = student_jobs(cfg)
+    kinds = [(j.model, j.variant, j.relation) for j in jobs]
+    assert kinds[::4] == [("tiny-llama", "lora", "same-init"), ("tiny-qwen2", "lora", "cross-family"),
+                          ("tiny-llama", "distill", "same-init"), (str(folder), "distill", "cross-init")]
+    # students of one kind and condition are consecutive (they share the teacher's logits)
+    assert [(j.condition, j.seed) for j in jobs[:4]] == [("trait", 0), ("trait", 1), ("control", 0), ("control", 1)]
+
+
+def test_experiment_writes_verdicts_and_dose_response(tmp_path, dataset):
+    cfg = _cfg(tmp_path)
+    summary = json.loads(pipeline.run_experiment(cfg).read_text())
+    v = {(e["student_kind"], e["model"]): e for e in summary["verdicts"]}
+    assert set(v) == {("lora", "tiny-llama"), ("lora", "tiny-qwen2"), ("distill", "tiny-llama")}
+    assert v[("lora", "tiny-qwen2")]["relation"] == "cross-family" and v[("distill", "tiny-llama")]["n_seeds"] == 2
+    d = v[("distill", "tiny-llama")]
+    assert d["training"]["mode"] == "distill" and len(d["delta_logprob_vs_control"]["per_seed"]) == 2
+    assert d["verdict"] in ("transmits", "trait falls", "not significant")
+    curves = {c["student_kind"] + "/" + c["model"]: c for c in summary["dose_response"]}
+    assert set(curves) == set(f"{k}/{m}" for k, m in v)
+    assert [(p["step"], p["final"]) for p in curves["distill/tiny-llama"]["points"]] == [(1, False), (2, True)]
+    assert not any(k.endswith("step-1") for k in summary["models"])  # checkpoints feed the curve only
+    probe = json.loads((tmp_path / "t/probes/tiny-llama/distill/trait/seed0/step-1/probe.json").read_text())
+    assert len(probe["plain"]["trait_logprob"]["per_question"]) == 3 and "rate" not in probe["plain"]
+    paths = write_report([tmp_path / "t"], tmp_path / "report")
+    html = paths["html"].read_text()
+    assert 'id="verdicts-t"' in html and 'id="dose-t"' in html and "Transmission verdicts" in paths["md"].read_text()
+
+
+def test_parallel_workers_train_what_one_process_trains(tmp_path, dataset):
+    sets = ["students.models=[tiny-llama]", "students.variants=[]", "students.train={max_steps: 2, batch_size: 3, "
+            "warmup_steps: 0, dtype: float32, lr: 0.01}"]
+    from traitbench.student.stage import stage_students
+
+    one = stage_students(_cfg(tmp_path / "one", *sets))
+    two = stage_students(_cfg(tmp_path / "two", *sets, "students.workers=2"))
+    assert set(one) == set(two) and len(one) == 4
+    logs = list((tmp_path / "two/t/students/.workers").glob("worker-*.log"))
+    assert len(logs) == 2 and all("[student]" in p.read_text() for p in logs)
+    from traitbench.student.train import load_student
+
+    for sid in one:
+        assert two[sid]["metrics"]["losses"] == pytest.approx(one[sid]["metrics"]["losses"], rel=1e-4)
+        a, b = (load_student("tiny-llama", x[sid]["dir"]).model.state_dict() for x in (one, two))
+        for k in a:
+            torch.testing.assert_close(a[k], b[k], atol=1e-4, rtol=1e-4)
