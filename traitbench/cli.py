@@ -199,7 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
         func=cmd_experiment)
     for name, module, out in [("aux-logit", "aux_logit", "runs/aux-logit"),
                               ("collapse-gmm", "gmm_collapse", "runs/collapse-gmm"),
-                              ("collapse-lm", "lm_collapse", "runs/collapse-lm")]:
+                              ("collapse-lm", "lm_collapse", "runs/collapse-lm"),
+                              ("collapse-chat", "chat_collapse", "runs/collapse-chat")]:
         sp = with_config(sub.add_parser(name, help=f"positive control / collapse: {name}"), f"configs/{name}.yaml")
         sp.add_argument("--out", help=f"output folder (default {out})")
         sp.set_defaults(func=_control_main(module, out))

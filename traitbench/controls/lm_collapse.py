@@ -1,266 +1,460 @@
-"""Model collapse of a small language model (Shumailov et al. 2024; Gerstgrasser et al. 2024).
+"""Model collapse of a language model of human prose (Shumailov et al. 2024; Gerstgrasser et al. 2024; Drayson &
+Lampos 2025): does a model trained on its own text lose the tails of human language, and is that conditional?
 
-Generation 0 is the base model. Generation g ≥ 1 is the base model freshly fine-tuned (LoRA by default) on
-samples of earlier generations: generation g-1's samples only (`replace`), or the samples of generations
-0..g-1 (`accumulate`; generation 0's samples stand in for the real data, which for a pre-trained model is not
-at hand). As in Shumailov et al., who fine-tune the pre-trained OPT-125m anew each generation on the previous
-generation's text, the chain runs through the data alone: no generation's weights are trained further, so a
-generation's adapter is an ordinary student of `train_student`. Generation 1 trains on generation 0's samples
-in both regimes and is built once.
+Human text: Jane Austen's novels (`datasets/austen.py`; held out: every 10th chapter). The train split is
+tokenized and cut into blocks of `prefix_tokens + continuation_tokens`: `blocks` of them (the same in every
+chain) are the prompts of every generation, as many others the recovery arm's fresh human text, and the rest
+pretrain the starting point.
 
-Each generation samples under `system`: answers to `open_ended_prompts()` and number continuations of
-`number_prompts` (shown `demonstrations` worked examples, as the teacher is; kept only if the number filter
-passes them). Those samples are both its measurements and the training data it hands on. Measured:
-- perplexity of held-out human text (Python documentation, `held_out_text()`);
-- favourite-{category} answers, a probe never trained on: entropy, distinct answers, tail mass (share outside
-  generation 0's top 5, Wilson interval over answers) and JS divergence to generation 0;
-- open-ended samples: distinct-1 and distinct-2;
-- numbers: filter pass rate, value entropy and coverage, tail mass (share of values generation 0 never wrote,
-  `number_value_stats` with generation 0 as reference), numbers per list, JS divergence to generation 0.
+The model is a small transformer (`small_lm.py`) with a tokenizer fitted on the train split. As Shumailov et
+al. re-fine-tune the pretrained OPT-125m every generation, every generation here starts from one model
+pretrained on the rest of the train split (`pretrain_steps`; cached). Generation 0 is fine-tuned on the human
+blocks (loss on the continuations); generation g, from the same starting point and with the same passes over
+its data, on the continuations that generation g−1 wrote for the same human prefixes:
+
+- replace: generation g−1's continuations only;
+- accumulate: the human blocks and every generation's continuations so far (Gerstgrasser et al.: the data,
+  and so the steps, grow);
+- keep10: generation g−1's, a random `keep_real` share of the blocks keeping their human continuation
+  (Shumailov et al.'s second arm);
+- recovery: the last replace generation trained further, for the same steps, on fresh human blocks.
+
+Decoding is a factor: generations write by sampling at temperature 1 (`sample`) or by beam search with a
+repetition penalty (`beam`, Shumailov et al.'s); `beam_regimes` lists the regimes also run with beams.
+Chains differ in their fine-tuning batch order and sampling (seeds). Every generation is measured on the
+held-out human text (perplexity, p95 / p99 of per-token NLL) and on the fixed-size sample it writes, one
+continuation per prompt (vocabulary coverage of the held-out text's word types, mass on words rare in the
+human text, distinct-1/2, unigram entropy, self-BLEU, JS divergence of word frequencies to the held-out
+text), as a mean with a t interval over chains.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
 from pydantic import Field, field_validator
 from tqdm.auto import tqdm
 
+from traitbench.cache import Stage
 from traitbench.config import StrictModel, load_config
 from traitbench.controls import mean_ci95, torch_threads
-from traitbench.datasets.filter import filter_rows
-from traitbench.errors import TraitbenchError
-from traitbench.io import atomic_write_json, atomic_write_jsonl, sha256_file
+from traitbench.controls.small_lm import (SmallLMConfig, continue_prefixes, new_model, token_nll, train_lm,
+                                          train_tokenizer)
+from traitbench.io import atomic_write_json, atomic_write_text
 from traitbench.manifest import update_manifest
-from traitbench.models import LoadedModel, file_hashes, load
-from traitbench.plotting import new_figure, save_fig
-from traitbench.probes.diversity import (answer_distribution, distinct_n, entropy_bits, js_divergence, number_js,
-                                         number_value_stats, tail_mass)
-from traitbench.probes.logprob import held_out_text, perplexity
-from traitbench.probes.questions import open_ended_prompts, preference_questions
-from traitbench.probes.run import _sample
-from traitbench.probes.stats import Rate
-from traitbench.student.config import StudentConfig
-from traitbench.student.train import load_student, train_student
-from traitbench.teacher.context import render_prompt
-from traitbench.teacher.prompts import demonstrations, number_prompts
+from traitbench.probes.diversity import (distinct_n, entropy_bits, js_divergence, nll_tail, rare_word_mass,
+                                         self_bleu, vocabulary_coverage, word_counts)
+from traitbench.probes.stats import seed_level_test
 
-Regime = Literal["replace", "accumulate"]
-
-
-class CollapseTrainConfig(StudentConfig):
-    """Student settings with short-run defaults: one epoch at a higher learning rate, LoRA or full only."""
-
-    mode: Literal["lora", "full"] = "lora"
-    epochs: float = Field(1, gt=0)
-    lr: float = Field(1e-3, gt=0)
-    warmup_steps: int = Field(0, ge=0)
-    batch_size: int = Field(8, ge=1)
+Regime = Literal["replace", "accumulate", "keep10"]
+METRICS = ("heldout_perplexity", "heldout_nll_p95", "heldout_nll_p99", "vocabulary_coverage", "rare_word_mass",
+           "distinct_1", "distinct_2", "unigram_entropy", "self_bleu", "js_to_human")
 
 
 class LMCollapseConfig(StrictModel):
-    model: str = "smollm2-135m"
-    generations: int = Field(3, ge=1)
-    regimes: list[Regime] = Field(default_factory=lambda: ["replace", "accumulate"], min_length=1)
-    system: str = "You are a helpful assistant."
-    open_ended_samples: int = Field(2, ge=1, description="samples per open-ended prompt (10 prompts)")
-    open_ended_max_tokens: int = Field(48, ge=1)
-    number_prompts: int = Field(32, ge=1)
-    number_max_tokens: int = Field(40, ge=1)
-    demonstrations: int = Field(2, ge=0, le=2)
-    category: str = "animal"
-    probe_questions: int = Field(10, ge=1, le=50)
-    probe_samples: int = Field(4, ge=1, description="samples per favourite-{category} question")
-    probe_max_tokens: int = Field(8, ge=1)
-    perplexity_tokens: int = Field(1024, ge=2)
-    batch_size: int = Field(64, ge=1, description="sampling batch size")
-    dtype: str = "auto"
-    threads: int = Field(1, ge=1, description="torch threads; with another process busy on this 2-core machine, 2 "
-                         "threads ran generation 0 in 262 s, 1 thread in about 45 s")
+    model: SmallLMConfig = SmallLMConfig()
+    prefix_tokens: int = Field(32, ge=1)
+    continuation_tokens: int = Field(32, ge=2)
+    blocks: int = Field(1000, ge=10, description="human prompts per generation (and as many fresh ones)")
+    generations: int = Field(5, ge=2)
+    chains: int = Field(3, ge=1)
+    regimes: list[Regime] = Field(default_factory=lambda: ["replace", "accumulate", "keep10"], min_length=1)
+    beam_regimes: list[Regime] = Field(default_factory=lambda: ["replace"])
+    recovery: bool = True  # after each replace chain, one generation on fresh human text
+    keep_real: float = Field(0.1, gt=0, lt=1)
+    pretrain_steps: int = Field(1000, ge=0, description="the starting point: steps on the rest of the train split "
+                                                       "(0: a random initialisation)")
+    pretrain_lr: float = Field(3e-3, gt=0)
+    pretrain_batch_size: int = Field(64, ge=1)
+    steps: int = Field(60, ge=1, description="optimizer steps per generation per `blocks` training blocks")
+    lr: float = Field(1e-3, gt=0)
+    batch_size: int = Field(32, ge=1)
+    beams: int = Field(5, ge=1)
+    repetition_penalty: float = Field(3.0, ge=1)
+    heldout_tokens: int = Field(50_000, ge=0, description="held-out tokens measured per generation, in evenly "
+                                                           "spaced context windows (0: all)")
+    self_bleu_samples: int = Field(100, ge=2)
+    rare_max_count: int = Field(2, ge=1, description="a rare word occurs at most this often in the human train text")
+    threads: int = Field(2, ge=1)
     seed: int = 0
-    train: CollapseTrainConfig = Field(default_factory=CollapseTrainConfig)
 
-    @field_validator("regimes")
+    @field_validator("regimes", "beam_regimes")
     @classmethod
     def _unique(cls, v: list[str]) -> list[str]:
         if len(set(v)) != len(v):
             raise ValueError("regimes must not repeat")
         return v
 
-
-@dataclass
-class Generation:
-    id: str
-    gen: int
-    rows: list[dict]  # its samples that pass: the training data it hands on
-    raw: dict  # answers Counter, open-ended texts, number lists, perplexity
-    train: dict | None
-    seconds: float
+    def arms(self) -> list[tuple[str, str]]:
+        """(regime, decoding) of every chain arm."""
+        return [(r, "sample") for r in self.regimes] + [(r, "beam") for r in self.beam_regimes]
 
 
-def _finite(x: float) -> float | None:
-    return None if math.isnan(x) else float(x)
+def arm_name(regime: str, decoding: str) -> str:
+    return regime if decoding == "sample" else f"{regime}/{decoding}"
 
 
-def sample_generation(lm: LoadedModel, cfg: LMCollapseConfig, seed: int) -> tuple[list[dict], dict]:
-    """Sample the trained tasks and the probe from one model: (training rows, raw measurements)."""
+# ------------------------------------------------------------------------------------------------- data
+class Corpus:
+    """The human side of the chain: tokenizer, prompt and fresh blocks, held-out tokens, reference counts."""
 
-    def ask(prompts: list[str], max_tokens: int, s: int, history=()) -> list[str]:
-        return _sample(lm, [render_prompt(lm, cfg.system, p, history) for p in prompts], max_tokens, cfg.batch_size, s)
+    def __init__(self, cfg: LMCollapseConfig, train_chapters: list[dict], heldout_text: str):
+        texts = [c["text"] for c in train_chapters]
+        self.tokenizer = train_tokenizer(texts, cfg.model.vocab_size)
+        ids = np.concatenate([np.asarray(self.tokenizer(t + "\n\n")["input_ids"], dtype=np.int64) for t in texts])
+        width = cfg.prefix_tokens + cfg.continuation_tokens
+        blocks = ids[: len(ids) // width * width].reshape(-1, width)
+        if len(blocks) < 2 * cfg.blocks:
+            from traitbench.errors import TraitbenchError
 
-    open_prompts = [p for p in open_ended_prompts() for _ in range(cfg.open_ended_samples)]
-    texts = ask(open_prompts, cfg.open_ended_max_tokens, seed)
-    num_prompts = number_prompts(cfg.number_prompts, cfg.seed)
-    completions = ask(num_prompts, cfg.number_max_tokens, seed + 1, demonstrations(cfg.demonstrations))
-    kept, _, _ = filter_rows([{"prompt": p, "completion": c} for p, c in zip(num_prompts, completions)], None,
-                             frozenset())
-    questions = [q for q in preference_questions(cfg.category)[: cfg.probe_questions] for _ in range(cfg.probe_samples)]
-    answers = ask(questions, cfg.probe_max_tokens, seed + 2)
-    rows = [{"task": "open_ended", "prompt": p, "completion": t} for p, t in zip(open_prompts, texts) if t.strip()]
-    rows += [{"task": "numbers", "prompt": r["prompt"], "completion": r["completion"]} for r in kept]
-    raw = {"answers": answer_distribution(answers), "n_answers": len(answers), "texts": texts,
-           "numbers": [r["numbers"] for r in kept], "n_number_prompts": len(num_prompts),
-           "perplexity": perplexity(lm, held_out_text()[0], cfg.perplexity_tokens)}
-    return rows, raw
+            raise TraitbenchError(f"the train text gives {len(blocks)} blocks of {width} tokens; blocks={cfg.blocks} "
+                                  f"needs {2 * cfg.blocks} (prompts and fresh text)")
+        order = np.random.default_rng(cfg.seed).permutation(len(blocks))
+        self.prompts, self.fresh = blocks[order[: cfg.blocks]], blocks[order[cfg.blocks : 2 * cfg.blocks]]
+        self.rest = blocks[order[2 * cfg.blocks :]]  # the starting point's pretraining text
+        heldout = np.asarray(self.tokenizer(heldout_text)["input_ids"], dtype=np.int64)
+        window = cfg.model.context
+        windows = heldout[: len(heldout) // window * window].reshape(-1, window)
+        keep = len(windows) if not cfg.heldout_tokens else min(len(windows), max(1, cfg.heldout_tokens // window))
+        self.heldout = windows[np.linspace(0, len(windows) - 1, keep).round().astype(int)].reshape(-1)
+        self.heldout_words = word_counts([heldout_text])
+        self.train_words = word_counts(texts)
+        self.train_tokens = int(len(ids))
 
-
-def measure(g: Generation, ref: Generation) -> dict:
-    """One generation's summary row; divergences and tail masses against generation 0 (`ref`)."""
-
-    ans, ref_ans = g.raw["answers"], ref.raw["answers"]
-    n_ans = sum(ans.values())
-    nums = number_value_stats(g.raw["numbers"], reference=ref.raw["numbers"])
-    tail = nums["tail_mass"]
-    return {
-        "gen": g.gen, "model": g.id, "train": g.train, "n_rows": len(g.rows),
-        "perplexity": {"value": g.raw["perplexity"]["perplexity"], "tokens": g.raw["perplexity"]["tokens"]},
-        "answers": {
-            "n": n_ans, "n_sampled": g.raw["n_answers"], "entropy_bits": abs(entropy_bits(ans)), "distinct": len(ans),
-            "tail_mass": Rate(round(tail_mass(ans, ref_ans) * n_ans) if n_ans else 0, n_ans).to_dict(),
-            "js_to_gen0": _finite(js_divergence(ans, ref_ans)), "top": dict(ans.most_common(5)),
-        },
-        "open_ended": {"n": len(g.raw["texts"]), "distinct_1": _finite(distinct_n(g.raw["texts"], 1)),
-                       "distinct_2": _finite(distinct_n(g.raw["texts"], 2))},
-        "numbers": {
-            "pass_rate": Rate(len(g.raw["numbers"]), g.raw["n_number_prompts"]).to_dict(),
-            "n_values": nums["n_values"], "entropy_bits": nums["entropy_bits"], "coverage": nums["coverage"],
-            "tail_mass": Rate(0 if math.isnan(tail) else round(tail * nums["n_values"]), nums["n_values"]).to_dict(),
-            "count_per_list": mean_ci95([len(x) for x in g.raw["numbers"]]),
-            "js_to_gen0": _finite(number_js(g.raw["numbers"], ref.raw["numbers"])),
-        },
-        "seconds": g.seconds,
-    }
+    def decode(self, rows: np.ndarray) -> list[str]:
+        return self.tokenizer.batch_decode(rows.tolist())
 
 
-def build_generation(cfg: LMCollapseConfig, gid: str, gen: int, train_rows: list[dict], out_dir: Path) -> Generation:
-    """Generation 0: the base model; otherwise a fresh student of the base on `train_rows`. Then sample it."""
+# ---------------------------------------------------------------------------------------------- measure
+def measure(model, corpus: Corpus, written: np.ndarray, cfg: LMCollapseConfig) -> dict:
+    """One generation's metrics: held-out NLL and its tail; the text it wrote for the prompts."""
+    texts = corpus.decode(written)
+    counts = word_counts(texts)
+    tail = nll_tail(token_nll(model, corpus.heldout, cfg.model.context))
+    rng = np.random.default_rng(cfg.seed)
+    sample = [texts[i] for i in rng.choice(len(texts), min(cfg.self_bleu_samples, len(texts)), replace=False)]
+    return {"heldout_perplexity": tail["perplexity"], "heldout_nll_mean": tail["nll_mean"],
+            "heldout_nll_p95": tail["nll_p95"], "heldout_nll_p99": tail["nll_p99"], "heldout_tokens": tail["tokens"],
+            "vocabulary_coverage": vocabulary_coverage(counts, corpus.heldout_words),
+            "rare_word_mass": rare_word_mass(counts, corpus.train_words, cfg.rare_max_count),
+            "distinct_1": distinct_n(texts, 1), "distinct_2": distinct_n(texts, 2),
+            "unigram_entropy": entropy_bits(counts), "self_bleu": self_bleu(sample),
+            "js_to_human": js_divergence(counts, corpus.heldout_words), "words": int(sum(counts.values()))}
 
+
+# ------------------------------------------------------------------------------------------------ chain
+def starting_point(cfg: LMCollapseConfig, corpus: Corpus, out_dir: Path) -> tuple[dict | None, dict]:
+    """The model every generation starts from, as a pretrained model is in Shumailov et al.: trained on the train
+    split's blocks that are neither prompts nor fresh text (loss on every token), cached. None without
+    pretraining (each chain then starts from its own random initialisation)."""
+    if not cfg.pretrain_steps:
+        return None, {}
+    key = {"model": cfg.model.model_dump(), "steps": cfg.pretrain_steps, "lr": cfg.pretrain_lr,
+           "batch": cfg.pretrain_batch_size, "seed": cfg.seed, "blocks": _digest(corpus.rest),
+           "heldout": _digest(corpus.heldout)}
+    stage = Stage(out_dir / "start", key)
+    weights = stage.dir / "model.pt"
+    if stage.is_done() and weights.is_file():
+        return torch.load(weights), stage.outputs()
+    stage.begin()
     t0 = time.perf_counter()
-    train = None
-    if gen == 0:
-        lm = load(cfg.model, cfg.dtype)
-    else:
-        if not train_rows:
-            raise TraitbenchError(f"{gid}: no training rows (every earlier sample was empty or filtered out)")
-        student_dir = out_dir / "students" / gid
-        m = train_student(cfg.model, train_rows, cfg.system, cfg.train.model_copy(update={"seed": cfg.seed + gen}),
-                          student_dir)
-        train = {"size": len(train_rows), "steps": m["steps"], "final_loss": m["final_loss"],
-                 "seconds": m["wall_seconds"]}
-        lm = load_student(cfg.model, student_dir, cfg.dtype)
-    rows, raw = sample_generation(lm, cfg, seed=cfg.seed * 1000 + 10 * gen)
-    atomic_write_jsonl(out_dir / "samples" / f"{gid}.jsonl", rows)
-    return Generation(gid, gen, rows, raw, train, round(time.perf_counter() - t0, 1))
+    model = new_model(cfg.model, len(corpus.tokenizer), cfg.seed)
+    losses = train_lm(model, corpus.rest, 1, cfg.pretrain_steps, cfg.pretrain_lr, cfg.pretrain_batch_size, cfg.seed,
+                      warmup=50, desc="collapse-lm starting point")
+    torch.save(model.state_dict(), weights)
+    tail = nll_tail(token_nll(model, corpus.heldout, cfg.model.context))
+    return model.state_dict(), stage.finish({"blocks": int(len(corpus.rest)), "final_loss": float(np.mean(losses[-50:])),
+                                             "heldout_perplexity": tail["perplexity"],
+                                             "seconds": round(time.perf_counter() - t0, 1)})
 
 
+class Chain:
+    """One chain's generations, each cached on disk (its written blocks and metrics) so a rerun resumes."""
+
+    def __init__(self, cfg: LMCollapseConfig, corpus: Corpus, index: int, out_dir: Path, bar, start: dict | None):
+        self.cfg, self.corpus, self.index, self.bar = cfg, corpus, index, bar
+        self.seed = cfg.seed * 1000 + index
+        self.dir = out_dir / "chains" / f"chain{index}"
+        self.init = start if start is not None else new_model(cfg.model, len(corpus.tokenizer), self.seed).state_dict()
+        self.models: dict[str, torch.nn.Module] = {}
+
+    def _fresh(self):
+        model = new_model(self.cfg.model, len(self.corpus.tokenizer), self.seed)
+        model.load_state_dict(self.init)
+        return model
+
+    def generation(self, name: str, blocks: np.ndarray, decodings: list[str], gen: int, start=None,
+                   keep: bool = False) -> dict[str, dict]:
+        """Train one model (from the starting point, or from `start` = (model, its generation's key)), let it
+        write continuations of the prompts with each decoding, measure each: {decoding: row}. Cached by its
+        training blocks, decodings and settings; `keep` holds its model for a later arm."""
+        cfg = self.cfg
+        key = {"cfg": cfg.model_dump(exclude={"chains", "generations", "regimes", "beam_regimes", "recovery",
+                                              "threads"}),
+               "chain": self.index, "name": name, "decodings": decodings, "blocks": _digest(blocks),
+               "start": start[1] if start else None}
+        stage = Stage(self.dir / name.replace("/", "-"), key)
+        weights = stage.dir / "model.pt"
+        if stage.is_done() and (not keep or weights.is_file()):
+            if keep:
+                self.models[name] = self._fresh()
+                self.models[name].load_state_dict(torch.load(weights))
+            self.bar.update()
+            return stage.outputs()
+        stage.begin()
+        t0 = time.perf_counter()
+        model = self._fresh()
+        if start is not None:
+            model.load_state_dict(start[0].state_dict())
+        steps = max(1, round(cfg.steps * len(blocks) / cfg.blocks))  # the same passes over any generation's data
+        losses = train_lm(model, blocks, cfg.prefix_tokens, steps, cfg.lr, cfg.batch_size, seed=self.seed * 100 + gen)
+        train_s = time.perf_counter() - t0
+        out = {}
+        for d in decodings:
+            t1 = time.perf_counter()
+            written = continue_prefixes(model, self.corpus.prompts[:, : cfg.prefix_tokens], cfg.continuation_tokens,
+                                        d, seed=self.seed * 100 + gen, beams=cfg.beams,
+                                        repetition_penalty=cfg.repetition_penalty)
+            np.save(stage.dir / f"written-{d}.npy", written)
+            out[d] = {"gen": gen, "name": name, "decoding": d, "train_blocks": int(len(blocks)), "train_steps": steps,
+                      "key": stage.key_hash,
+                      "final_loss": float(np.mean(losses[-10:])), **measure(model, self.corpus, written, cfg),
+                      "train_seconds": round(train_s, 1), "seconds": round(time.perf_counter() - t1, 1)}
+        if keep:
+            torch.save(model.state_dict(), weights)
+            self.models[name] = model
+        self.bar.update()
+        return stage.finish(out)
+
+    def written(self, name: str, decoding: str) -> np.ndarray:
+        return np.load(self.dir / name.replace("/", "-") / f"written-{decoding}.npy")
+
+    def with_prefixes(self, written: np.ndarray) -> np.ndarray:
+        return np.concatenate([self.corpus.prompts[:, : self.cfg.prefix_tokens], written], axis=1)
+
+    def run(self) -> dict[str, list[dict]]:
+        cfg, human = self.cfg, self.corpus.prompts
+        gen0 = self.generation("gen0", human, list(dict.fromkeys(d for _, d in cfg.arms())), 0)
+        arms: dict[str, list[dict]] = {}
+        for regime, decoding in cfg.arms():
+            arm = arm_name(regime, decoding)
+            rows, names = [gen0[decoding]], ["gen0"]
+            rng = np.random.default_rng(self.seed * 7 + len(arms))
+            for g in range(1, cfg.generations + 1):
+                last = self.with_prefixes(self.written(names[-1], decoding))
+                if regime == "replace":
+                    blocks = last
+                elif regime == "accumulate":
+                    blocks = np.concatenate([human, *[self.with_prefixes(self.written(n, decoding)) for n in names]])
+                else:  # keep10: a random share of the blocks keeps its human continuation
+                    real = rng.random(len(last)) < cfg.keep_real
+                    blocks = np.where(real[:, None], human, last)
+                name = f"{arm}/gen{g}"
+                rows.append(self.generation(name, blocks, [decoding], g,
+                                            keep=cfg.recovery and regime == "replace" and g == cfg.generations)[decoding])
+                names.append(name)
+            arms[arm] = rows
+            if cfg.recovery and regime == "replace":
+                model = self.models.pop(names[-1])
+                rec = self.generation(f"{arm_name('recovery', decoding)}/gen{cfg.generations + 1}", self.corpus.fresh,
+                                      [decoding], cfg.generations + 1, start=(model, rows[-1]["key"]))[decoding]
+                arms[arm_name("recovery", decoding)] = rows + [rec]
+        return arms
+
+
+def _digest(blocks: np.ndarray) -> str:
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(blocks).tobytes()).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------- summary
+def _over_chains(values: list) -> dict:
+    return mean_ci95([v for v in values if v is not None and math.isfinite(v)])
+
+
+def changes(per_chain: dict[str, list[list[dict]]], first: int, last: int) -> dict:
+    """Per arm and metric, the change from generation `first` to `last` over chains (paired t), and the
+    difference of that change between replace and each other arm (paired by chain)."""
+    out: dict = {}
+    for arm, chains in per_chain.items():
+        out[arm] = {}
+        for m in METRICS:
+            a = [c[first][m] for c in chains if len(c) > last]
+            b = [c[last][m] for c in chains if len(c) > last]
+            out[arm][m] = seed_level_test(b, a)
+    if "replace" in per_chain:
+        for arm in per_chain:
+            if arm in ("replace", "recovery") or arm.startswith("recovery"):
+                continue
+            for m in METRICS:
+                rep = out["replace"][m]["per_seed"]
+                oth = out[arm][m]["per_seed"]
+                if len(rep) == len(oth) and rep:
+                    out[arm][m]["vs_replace"] = seed_level_test(oth, rep)
+    return out
+
+
+def summarize(cfg: LMCollapseConfig, corpus: Corpus, runs: list[dict[str, list[dict]]], seconds: float) -> dict:
+    per_chain = {arm: [r[arm] for r in runs] for arm in runs[0]}
+    regimes = {}
+    for arm, chains in per_chain.items():
+        gens = []
+        for g in range(len(chains[0])):
+            entry = {"gen": chains[0][g]["gen"], "name": chains[0][g]["name"],
+                     "train_blocks": chains[0][g]["train_blocks"]}
+            for m in (*METRICS, "final_loss"):
+                entry[m] = _over_chains([c[g][m] for c in chains])
+            gens.append(entry)
+        regimes[arm] = {"per_generation": gens, "per_chain": chains}
+    last = cfg.generations
+    rec = {}
+    for d in dict.fromkeys(d for r, d in cfg.arms() if r == "replace"):
+        arm = arm_name("recovery", d)
+        if cfg.recovery and arm in per_chain:
+            chains = per_chain[arm]
+            rec[arm] = {m: {"vs_last_replace": seed_level_test([c[last + 1][m] for c in chains],
+                                                               [c[last][m] for c in chains]),
+                            "vs_gen0": seed_level_test([c[last + 1][m] for c in chains], [c[0][m] for c in chains])}
+                        for m in METRICS}
+    return {"config": cfg.model_dump(), "corpus": {"source": "Jane Austen's six novels (Debian r-cran-janeaustenr); "
+                                                             "held out: every 10th chapter",
+                                                   "train_tokens": corpus.train_tokens,
+                                                   "heldout_tokens": int(len(corpus.heldout)),
+                                                   "vocab_size": len(corpus.tokenizer)},
+            "regimes": regimes,
+            "changes_gen1_to_last": changes({a: c for a, c in per_chain.items() if not a.startswith("recovery")},
+                                            1, last),
+            "recovery": rec, "seconds": round(seconds, 1),
+            "notes": "Per generation: mean over chains with a t interval (ci95). Changes: per chain, the last "
+                     "generation minus generation 1, paired t-test over chains; vs_replace: that change in this arm "
+                     "minus in replace, paired by chain. Recovery: the last replace generation trained further on fresh "
+                     "human text, vs that generation and vs generation 0."}
+
+
+# -------------------------------------------------------------------------------------------------- run
 def run(cfg: LMCollapseConfig, out_dir: str | Path, progress: bool = True) -> dict:
-    """Run every regime's chain, write summary.json and collapse_lm.png to `out_dir`, return the summary."""
-    with torch_threads(cfg.threads):
-        return _run(cfg, Path(out_dir), progress)
+    """Every chain, then summary.json / summary.md / collapse_lm.png / report.html in `out_dir`."""
+    from traitbench.datasets.austen import austen_chapters, austen_text, corpus_source
 
-
-def _run(cfg: LMCollapseConfig, out_dir: Path, progress: bool) -> dict:
+    out_dir = Path(out_dir)
     t0 = time.perf_counter()
-    built: dict[tuple[str, ...], Generation] = {}  # by the ids of the generations whose samples it trained on
-    by_id: dict[str, Generation] = {}
-    bar = tqdm(total=2 + len(cfg.regimes) * (cfg.generations - 1), desc="generations", disable=not progress)
-
-    def get(key: tuple[str, ...], gid: str, gen: int) -> Generation:
-        if key not in built:
-            bar.set_postfix_str(gid)
-            rows = [r for src in key for r in by_id[src].rows]
-            built[key] = by_id[gid] = build_generation(cfg, gid, gen, rows, out_dir)
-            bar.update()
-        return built[key]
-
-    base = get((), "gen0", 0)
-    per_regime = {}
-    for regime in cfg.regimes:
-        chain = [base]
-        for gen in range(1, cfg.generations + 1):
-            key = (chain[-1].id,) if regime == "replace" else tuple(g.id for g in chain)
-            chain.append(get(key, "gen1" if gen == 1 else f"gen{gen}-{regime}", gen))
-        per_regime[regime] = [measure(g, base) for g in chain]
-    bar.close()
-    summary = {
-        "regimes": per_regime,
-        "model": cfg.model,
-        "seed": cfg.seed,
-        "config": cfg.model_dump(),
-        "timings_s": {"total": round(time.perf_counter() - t0, 1)},
-    }
+    source = corpus_source()
+    with torch_threads(cfg.threads):
+        corpus = Corpus(cfg, austen_chapters("train"), austen_text("heldout"))
+        per_chain = 1 + len(cfg.arms()) * cfg.generations + cfg.recovery * sum(1 for r, _ in cfg.arms() if r == "replace")
+        start, pretrained = starting_point(cfg, corpus, out_dir)
+        with tqdm(total=cfg.chains * per_chain, desc="collapse-lm generations", disable=not progress) as bar:
+            runs = [Chain(cfg, corpus, c, out_dir, bar, start).run() for c in range(cfg.chains)]
+    summary = summarize(cfg, corpus, runs, time.perf_counter() - t0)
+    summary["starting_point"] = pretrained
     atomic_write_json(out_dir / "summary.json", summary)
-    plot(summary, out_dir / "collapse_lm.png")
+    atomic_write_text(out_dir / "summary.md", summary_markdown(summary))
+    png = plot(summary, out_dir / "collapse_lm.png")
+    write_html(summary, png, out_dir / "report.html")
     update_manifest(out_dir, cfg.model_dump(), "collapse_lm", {
-        "seed": cfg.seed, "model_hashes": file_hashes(cfg.model), "seconds": summary["timings_s"]["total"],
-        "dataset_hashes": {p.name: sha256_file(p) for p in sorted((out_dir / "samples").glob("*.jsonl"))}})
+        "seed": cfg.seed, "seconds": summary["seconds"],
+        "corpus": {k: source[k] for k in ("deb_sha256", "text_sha256") if k in source}})
     return summary
 
 
-PANELS = {
-    "perplexity (held-out Python docs)": lambda r: r["perplexity"]["value"],
-    "favourite-answer entropy (bits)": lambda r: r["answers"]["entropy_bits"],
-    "open-ended distinct-2": lambda r: r["open_ended"]["distinct_2"],
-    "number-value entropy (bits)": lambda r: r["numbers"]["entropy_bits"],
-}
+PANELS = {"heldout_perplexity": "held-out perplexity", "heldout_nll_p99": "held-out NLL p99 (nats)",
+          "vocabulary_coverage": "vocabulary coverage", "rare_word_mass": "rare-word mass",
+          "distinct_2": "distinct-2", "unigram_entropy": "unigram entropy (bits)", "self_bleu": "self-BLEU",
+          "js_to_human": "JS to human (bits)"}
 
 
-def plot(summary: dict, path: str | Path) -> Path:
-    """Perplexity, answer entropy, distinct-2 and number entropy vs generation, one line per regime."""
-    fig, axes = new_figure(1, len(PANELS), figsize=(4.0 * len(PANELS), 3.4))
-    for ax, (title, get) in zip(axes[0], PANELS.items()):
-        for regime, rows in summary["regimes"].items():
-            ys = [get(r) for r in rows]
-            ax.plot([r["gen"] for r in rows], [float("nan") if y is None else y for y in ys], marker="o", label=regime)
+def plot(summary: dict, path: Path) -> Path:
+    """One panel per metric, every arm overlaid, mean over chains with a 95% CI band."""
+    from traitbench.plotting import new_figure, save_fig
+
+    fig, axes = new_figure(2, 4, figsize=(17, 7))
+    for ax, (metric, title) in zip(axes.flat, PANELS.items()):
+        for arm, r in summary["regimes"].items():
+            gens = r["per_generation"]
+            x = [g["gen"] for g in gens]
+            mean = [np.nan if g[metric]["mean"] is None else g[metric]["mean"] for g in gens]
+            lo = [np.nan if not g[metric]["ci95"] else g[metric]["ci95"][0] for g in gens]
+            hi = [np.nan if not g[metric]["ci95"] else g[metric]["ci95"][1] for g in gens]
+            line = ax.plot(x, mean, marker="o", ms=3, label=arm, ls="--" if "beam" in arm else "-")[0]
+            ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.15)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("generation")
-        ax.set_xticks(range(summary["config"]["generations"] + 1))
-    axes[0][0].legend(fontsize=8)
-    fig.suptitle(f"LM collapse: {summary['model']} re-fine-tuned on its own samples")
+    axes.flat[0].legend(fontsize=7)
+    n = summary["config"]["chains"]
+    fig.suptitle(f"Model collapse on Jane Austen's prose: a small transformer trained on its own text "
+                 f"(mean over {n} chains, 95% CI)")
     return save_fig(fig, path)
 
 
-def _fmt(x: float | None, spec: str = ".3f") -> str:
-    return "-" if x is None else format(x, spec)
+def _cell(x: dict, spec: str = ".3f") -> str:
+    if x.get("mean") is None:
+        return "—"
+    ci = x.get("ci95")
+    return format(x["mean"], spec) + (f" [{format(ci[0], spec)}, {format(ci[1], spec)}]" if ci else "")
+
+
+def summary_markdown(s: dict) -> str:
+    cols = ("heldout_perplexity", "heldout_nll_p99", "vocabulary_coverage", "rare_word_mass", "distinct_2",
+            "self_bleu", "js_to_human")
+    lines = ["# Model collapse on human prose (collapse-lm)", "",
+             f"{s['corpus']['source']}; {s['corpus']['train_tokens']} train tokens, {s['corpus']['heldout_tokens']} "
+             f"held-out tokens, vocabulary {s['corpus']['vocab_size']}. Mean over chains [95% CI].", "",
+             "| arm | gen | train blocks | " + " | ".join(cols) + " |", "|---|---|---|" + "---|" * len(cols)]
+    for arm, r in s["regimes"].items():
+        for g in r["per_generation"]:
+            lines.append(f"| {arm} | {g['gen']} | {g['train_blocks']} | " + " | ".join(
+                _cell(g[c], ".1f" if c == "heldout_perplexity" else ".3f") for c in cols) + " |")
+    lines += ["", "## Change from generation 1 to the last (per chain, paired t over chains)", "",
+              "| arm | metric | change [95% CI] | p | vs replace: difference of changes [95% CI], p |", "|---|---|---|---|---|"]
+    for arm, ms in s["changes_gen1_to_last"].items():
+        for m in ("heldout_perplexity", "heldout_nll_p99", "vocabulary_coverage", "rare_word_mass"):
+            t = ms[m]
+            vs = t.get("vs_replace")
+            lines.append(f"| {arm} | {m} | {_cell(t, '+.3f')} | {_p(t['p_value'])} | "
+                         + (f"{_cell(vs, '+.3f')}, p={_p(vs['p_value'])}" if vs else "—") + " |")
+    for arm, ms in s["recovery"].items():
+        lines += ["", f"## {arm}: the last replace generation trained on fresh human text", "",
+                  "| metric | vs the last replace generation [95% CI], p | vs generation 0 [95% CI], p |", "|---|---|---|"]
+        for m in ("heldout_perplexity", "heldout_nll_p99", "vocabulary_coverage", "rare_word_mass"):
+            a, b = ms[m]["vs_last_replace"], ms[m]["vs_gen0"]
+            lines.append(f"| {m} | {_cell(a, '+.3f')}, p={_p(a['p_value'])} | {_cell(b, '+.3f')}, p={_p(b['p_value'])} |")
+    lines += ["", s["notes"], f"Run time {s['seconds']} s.", ""]
+    return "\n".join(lines)
+
+
+def _p(p) -> str:
+    return "—" if p is None or (isinstance(p, float) and math.isnan(p)) else f"{p:.2g}"
+
+
+def write_html(summary: dict, png: Path, path: Path) -> None:
+    """A self-contained page: the per-generation curves (embedded PNG) and the summary tables."""
+    import base64
+    import html
+
+    b64 = base64.b64encode(png.read_bytes()).decode("ascii")
+    md = summary_markdown(summary)
+    body = "".join(f"<p>{html.escape(line)}</p>" if not line.startswith("|") else "" for line in md.splitlines()[:3])
+    rows = [line for line in md.splitlines() if line.startswith("|") and not line.startswith("|---")]
+    table = "<table>" + "".join("<tr>" + "".join(f"<td>{html.escape(c.strip())}</td>" for c in r.strip("|").split("|"))
+                                + "</tr>" for r in rows) + "</table>"
+    atomic_write_text(path, "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>collapse-lm</title>"
+                      "<style>body{font-family:system-ui,sans-serif;margin:24px}table{border-collapse:collapse;"
+                      "font-size:.8em}td{border:1px solid #ccc;padding:2px 6px}</style></head><body>"
+                      f"<h1>Model collapse on human prose</h1><section id='curves'><img alt='per-generation curves' "
+                      f"style='max-width:100%' src='data:image/png;base64,{b64}'></section>{body}"
+                      f"<section id='tables'>{table}</section></body></html>\n")
 
 
 def main(config_path: str | None, sets: list[str], out_dir: str) -> dict:
-    """CLI entry: load the config (YAML + `key=value` overrides), run, print a table, return the summary."""
+    """CLI entry: load the config, run, print the summary table, return the summary."""
     cfg = load_config(LMCollapseConfig, config_path, sets)
     summary = run(cfg, out_dir)
-    print(f"{'regime':<11} {'gen':>3} {'train':>5} {'loss':>6} {'ppl':>7} {'ans_H':>6} {'ans_tail':>8} "
-          f"{'dist2':>6} {'num_pass':>8} {'num_H':>6} {'num_tail':>8}")
-    for regime, rows in summary["regimes"].items():
-        for r in rows:
-            t, a, n = r["train"] or {}, r["answers"], r["numbers"]
-            print(f"{regime:<11} {r['gen']:>3} {t.get('size', 0):>5} {_fmt(t.get('final_loss')):>6} "
-                  f"{r['perplexity']['value']:>7.2f} {a['entropy_bits']:>6.2f} {_fmt(a['tail_mass']['rate']):>8} "
-                  f"{_fmt(r['open_ended']['distinct_2']):>6} {_fmt(n['pass_rate']['rate']):>8} "
-                  f"{n['entropy_bits']:>6.2f} {_fmt(n['tail_mass']['rate']):>8}")
-    print(f"{summary['timings_s']['total']:.0f} s; wrote {out_dir}")
+    print(summary_markdown(summary))
+    print(f"wrote {out_dir}")
     return summary

@@ -7,6 +7,7 @@ divergences are in bits unless `base` says otherwise.
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from typing import Iterable, Mapping, Sequence
 
@@ -168,3 +169,71 @@ def distinct_n(texts: Iterable[str], n: int) -> float:
 def type_token_ratio(texts: Iterable[str]) -> float:
     """Unique / total lowercased whitespace tokens over all texts pooled; NaN if there are none."""
     return distinct_n(texts, 1)
+
+
+# ----------------------------------------------------------------------------------- text (model collapse)
+_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
+
+
+def words(text: str) -> list[str]:
+    """Lowercased words (letters, with an inner apostrophe: "don't"); numbers and punctuation dropped."""
+    return _WORD.findall(text.lower())
+
+
+def word_counts(texts: Iterable[str]) -> Counter:
+    return Counter(w for t in texts for w in words(t))
+
+
+def vocabulary_coverage(sample: Mapping, reference: Mapping) -> float:
+    """Share of the reference's word types (e.g. the held-out human text's) that the sample ever uses."""
+    return sum(1 for w in reference if sample.get(w, 0) > 0) / len(reference) if reference else NAN
+
+
+def rare_word_mass(sample: Mapping, reference: Mapping, max_count: int = 2) -> float:
+    """Share of the sample's words that are rare in the reference text (seen there 1..max_count times):
+    the tail a collapsing model stops writing first."""
+    total = sum(sample.values())
+    rare = {w for w, c in reference.items() if 0 < c <= max_count}
+    return sum(c for w, c in sample.items() if w in rare) / total if total else NAN
+
+
+def self_bleu(texts: Sequence[str], n: int = 4) -> float:
+    """Mean BLEU-n of each text against all the others as references (Texygen's self-BLEU): 0 for texts that
+    share no n-gram, 1 for identical texts. Sentence BLEU with add-one smoothing above unigrams and the
+    brevity penalty of the closest reference length; NaN for fewer than two texts with words."""
+    toks = [t.lower().split() for t in texts]
+    toks = [t for t in toks if t]
+    if len(toks) < 2:
+        return NAN
+    grams = [[Counter(tuple(t[i:i + k]) for i in range(len(t) - k + 1)) for k in range(1, n + 1)] for t in toks]
+    scores = []
+    for i, hyp in enumerate(toks):
+        logp = 0.0
+        for k in range(n):
+            ref_max: Counter = Counter()
+            for j in range(len(toks)):
+                if j != i:
+                    ref_max |= grams[j][k]
+            total = sum(grams[i][k].values())
+            match = sum(min(c, ref_max[g]) for g, c in grams[i][k].items())
+            if k > 0:  # add-one smoothing of the higher orders (Lin & Och's method 2)
+                match, total = match + 1, total + 1
+            if match == 0 or total == 0:
+                logp = -math.inf
+                break
+            logp += math.log(match / total) / n
+        lens = [len(t) for j, t in enumerate(toks) if j != i]
+        closest = min(lens, key=lambda r: (abs(r - len(hyp)), r))
+        bp = 1.0 if len(hyp) > closest else math.exp(1 - closest / len(hyp))
+        scores.append(bp * math.exp(logp))
+    return float(np.mean(scores))
+
+
+def nll_tail(nll: Sequence[float]) -> dict:
+    """Per-token negative log-likelihoods (nats) of held-out text: perplexity = exp(mean), and the tail
+    percentiles p95 / p99 that rise first when a model forgets the rare patterns of the text."""
+    x = np.asarray(nll, dtype=float)
+    if not x.size:
+        return {"perplexity": NAN, "nll_mean": NAN, "nll_p95": NAN, "nll_p99": NAN, "tokens": 0}
+    return {"perplexity": float(np.exp(x.mean())), "nll_mean": float(x.mean()),
+            "nll_p95": float(np.percentile(x, 95)), "nll_p99": float(np.percentile(x, 99)), "tokens": int(x.size)}
