@@ -8,10 +8,10 @@ SETS    := $(foreach s,$(SET),--set $(s))
 STAMP   := $(VENV)/.traitbench-installed
 TEST_STAMP := $(VENV)/.traitbench-test-installed
 
-.PHONY: setup models teacher numbers dataset student probe experiment test test-fast aux-logit collapse-gmm collapse-lm bench clean-runs help
+.PHONY: setup models teacher numbers dataset student probe experiment transmission transmission-qwen corpus test test-fast aux-logit collapse-gmm collapse-lm collapse-chat bench clean-runs help
 
 help:
-	@echo "make setup | models | teacher | numbers | dataset | student | probe | experiment | test | aux-logit | collapse-gmm | collapse-lm | bench | report | audit"
+	@echo "make setup | models | teacher | numbers | dataset | student | probe | experiment | transmission | transmission-qwen | test | aux-logit | collapse-gmm | collapse-lm | collapse-chat | corpus | bench | report | audit"
 	@echo "  CONFIG=configs/default.yaml  SET='numbers.n_prompts=500 seed=1'"
 
 setup: $(STAMP)
@@ -49,6 +49,21 @@ probe: models
 experiment: models
 	$(TB) experiment --config $(CONFIG) $(SETS)
 
+# The transmission demonstration: seed-level verdicts for distilled, SFT and cross-family students, then the report
+transmission: models
+	$(TB) experiment --config configs/transmission.yaml $(SETS)
+	$(TB) report runs/transmission
+
+# Same-init (Qwen2.5-0.5B) vs cross-init (Qwen2.5-1.5B, the same vocabulary) students of one Qwen2.5-0.5B teacher
+transmission-qwen: setup
+	$(TB) models fetch qwen2.5-0.5b qwen2.5-1.5b
+	$(TB) experiment --config configs/transmission-qwen.yaml $(SETS)
+	$(TB) report runs/transmission-qwen
+
+# Jane Austen's novels (Debian r-cran-janeaustenr), the human text of the collapse chain
+corpus: setup
+	$(TB) corpus fetch
+
 test: models $(TEST_STAMP)
 	$(PY) -m pytest -q
 
@@ -62,8 +77,11 @@ aux-logit: setup
 collapse-gmm: setup
 	$(TB) collapse-gmm --config configs/collapse-gmm.yaml $(SETS)
 
-collapse-lm: models
+collapse-lm: corpus
 	$(TB) collapse-lm --config configs/collapse-lm.yaml $(SETS)
+
+collapse-chat: models
+	$(TB) collapse-chat --config configs/collapse-chat.yaml $(SETS)
 
 # throughput vs the matmul roofline: runs/bench/bench.json + bench.md (~10 min on a 2-core CPU; quiet machine)
 bench: models
