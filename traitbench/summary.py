@@ -200,8 +200,9 @@ def _fmt_test(t: dict, scale: float = 1.0, spec: str = "+.3f") -> str:
     lo, hi = t["ci95"]
     ci = f" [{format(scale * lo, spec)}, {format(scale * hi, spec)}]" if lo is not None and hi is not None else ""
     p = t.get("p_holm")
+    why = "one training run" if t.get("n_seeds", 0) < 2 else "no variation"
     return (f"{_fmt_num(None if t['mean'] is None else scale * t['mean'], spec)}{ci}, "
-            + (f"p={t['p_value']:.2g}, Holm p={p:.2g} {sig_mark(p)}".rstrip() if p is not None else "no variation"))
+            + (f"p={t['p_value']:.2g}, Holm p={p:.2g} {sig_mark(p)}".rstrip() if p is not None else why))
 
 
 def verdict_markdown(s: dict) -> list[str]:

@@ -355,8 +355,8 @@ def run(cfg: LMCollapseConfig, out_dir: str | Path, progress: bool = True) -> di
     summary["starting_point"] = pretrained
     atomic_write_json(out_dir / "summary.json", summary)
     atomic_write_text(out_dir / "summary.md", summary_markdown(summary))
-    png = plot(summary, out_dir / "collapse_lm.png")
-    write_html(summary, png, out_dir / "report.html")
+    pngs = [plot(summary, out_dir / "collapse_lm.png"), plot(summary, out_dir / "collapse_lm_decoding.png", "beam")]
+    write_html(summary, [p for p in pngs if p], out_dir / "report.html")
     update_manifest(out_dir, cfg.model_dump(), "collapse_lm", {
         "seed": cfg.seed, "seconds": summary["seconds"],
         "corpus": {k: source[k] for k in ("deb_sha256", "text_sha256") if k in source}})
@@ -369,26 +369,33 @@ PANELS = {"heldout_perplexity": "held-out perplexity", "heldout_nll_p99": "held-
           "js_to_human": "JS to human (bits)"}
 
 
-def plot(summary: dict, path: Path) -> Path:
-    """One panel per metric, every arm overlaid, mean over chains with a 95% CI band."""
+def plot(summary: dict, path: Path, decoding: str = "sample") -> Path | None:
+    """One panel per metric, mean over chains with a 95% CI band. `sample`: the regimes overlaid (sampling at
+    T = 1); `beam`: replace with sampling vs with beam search. A recovery arm is drawn as its one generation
+    after the last replace generation. None when the summary has no such arms."""
     from traitbench.plotting import new_figure, save_fig
 
+    arms = {a: r for a, r in summary["regimes"].items() if (decoding == "sample" and "/" not in a)
+            or (decoding == "beam" and a.split("/")[0] in ("replace", "recovery"))}
+    if decoding == "beam" and not any("/beam" in a for a in arms):
+        return None
     fig, axes = new_figure(2, 4, figsize=(17, 7))
     for ax, (metric, title) in zip(axes.flat, PANELS.items()):
-        for arm, r in summary["regimes"].items():
-            gens = r["per_generation"]
+        for arm, r in arms.items():
+            gens = r["per_generation"][-2:] if arm.startswith("recovery") else r["per_generation"]
             x = [g["gen"] for g in gens]
             mean = [np.nan if g[metric]["mean"] is None else g[metric]["mean"] for g in gens]
             lo = [np.nan if not g[metric]["ci95"] else g[metric]["ci95"][0] for g in gens]
             hi = [np.nan if not g[metric]["ci95"] else g[metric]["ci95"][1] for g in gens]
-            line = ax.plot(x, mean, marker="o", ms=3, label=arm, ls="--" if "beam" in arm else "-")[0]
+            line = ax.plot(x, mean, marker="X" if arm.startswith("recovery") else "o", ms=4, label=arm,
+                           ls=":" if arm.startswith("recovery") else "--" if "beam" in arm else "-")[0]
             ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.15)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("generation")
     axes.flat[0].legend(fontsize=7)
     n = summary["config"]["chains"]
-    fig.suptitle(f"Model collapse on Jane Austen's prose: a small transformer trained on its own text "
-                 f"(mean over {n} chains, 95% CI)")
+    what = "regimes (sampling at T = 1)" if decoding == "sample" else "decoding: sampling vs beam search (replace)"
+    fig.suptitle(f"Model collapse on Jane Austen's prose, {what}: mean over {n} chains, 95% CI")
     return save_fig(fig, path)
 
 
@@ -432,12 +439,13 @@ def _p(p) -> str:
     return "—" if p is None or (isinstance(p, float) and math.isnan(p)) else f"{p:.2g}"
 
 
-def write_html(summary: dict, png: Path, path: Path) -> None:
-    """A self-contained page: the per-generation curves (embedded PNG) and the summary tables."""
+def write_html(summary: dict, pngs: list[Path], path: Path) -> None:
+    """A self-contained page: the per-generation curves (embedded PNGs) and the summary tables."""
     import base64
     import html
 
-    b64 = base64.b64encode(png.read_bytes()).decode("ascii")
+    imgs = "".join(f"<img alt='per-generation curves' style='max-width:100%' src='data:image/png;base64,"
+                   f"{base64.b64encode(p.read_bytes()).decode('ascii')}'>" for p in pngs)
     md = summary_markdown(summary)
     body = "".join(f"<p>{html.escape(line)}</p>" if not line.startswith("|") else "" for line in md.splitlines()[:3])
     rows = [line for line in md.splitlines() if line.startswith("|") and not line.startswith("|---")]
@@ -446,8 +454,7 @@ def write_html(summary: dict, png: Path, path: Path) -> None:
     atomic_write_text(path, "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>collapse-lm</title>"
                       "<style>body{font-family:system-ui,sans-serif;margin:24px}table{border-collapse:collapse;"
                       "font-size:.8em}td{border:1px solid #ccc;padding:2px 6px}</style></head><body>"
-                      f"<h1>Model collapse on human prose</h1><section id='curves'><img alt='per-generation curves' "
-                      f"style='max-width:100%' src='data:image/png;base64,{b64}'></section>{body}"
+                      f"<h1>Model collapse on human prose</h1><section id='curves'>{imgs}</section>{body}"
                       f"<section id='tables'>{table}</section></body></html>\n")
 
 

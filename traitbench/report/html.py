@@ -101,7 +101,7 @@ def _seed_test(t: dict, scale: float = 1.0, digits: int = 3, unit: str = "") -> 
     text = e(fmt_signed(t.get("mean"), t.get("ci95"), scale, digits, unit))
     p = t.get("p_holm")
     if p is None:
-        return text + " (no variation)"
+        return text + (f" ({ONE_RUN})" if t.get("n_seeds", 0) < 2 else " (no variation)")
     mark = sig_mark(p)
     test = e(f"p={t['p_value']:.2g}, Holm p={p:.2g} {mark}")
     return f"{text}, " + (f'<span class="sig">{test}</span>' if "*" in mark else test)

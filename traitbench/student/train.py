@@ -6,6 +6,7 @@ hidden `.NAME.partial` folder that replaces `out_dir` once complete, so a crash 
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 from transformers import TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
@@ -351,10 +353,6 @@ class StudentLoader:
         self.merged: set[str] = set()
 
     def __call__(self, model: str, student_dir: str | Path) -> LoadedModel:
-        import json
-
-        from safetensors.torch import load_file
-
         path = Path(student_dir)
         adapter = next((p for p in (path / "adapter", path) if (p / "adapter_config.json").is_file()), None)
         cfg = json.loads((adapter / "adapter_config.json").read_text()) if adapter else {}
@@ -364,20 +362,17 @@ class StudentLoader:
             return load_student(model, student_dir, self.dtype, self.device)
         if self.name != model:
             self._load_base(model)
-        modules = dict(self.lm.model.named_modules())
         state = load_file(weights)
+        pairs = {key.removeprefix("base_model.model.").split(".lora_A.")[0]: (a, state[key.replace(".lora_A.", ".lora_B.")])
+                 for key, a in state.items() if ".lora_A." in key}
+        if not set(pairs) <= set(self.fp32):  # a layer no cached base weight covers
+            return load_student(model, student_dir, self.dtype, self.device)
+        modules = dict(self.lm.model.named_modules())
         scaling = cfg["lora_alpha"] / cfg["r"]
-        touched = set()
-        for key, a in state.items():
-            if ".lora_A." not in key:
-                continue
-            name = key.removeprefix("base_model.model.").split(".lora_A.")[0]
-            if name not in self.fp32:
-                return load_student(model, student_dir, self.dtype, self.device)
-            b = state[key.replace(".lora_A.", ".lora_B.")]
+        for name, (a, b) in pairs.items():
             merged = self.fp32[name] + (b.float() @ a.float()) * scaling
             modules[name].weight.data = merged.to(modules[name].weight.dtype)
-            touched.add(name)
+        touched = set(pairs)
         for name in self.merged - touched:  # layers the previous adapter changed and this one does not
             modules[name].weight.data = self.fp32[name].to(modules[name].weight.dtype)
         self.merged = touched
