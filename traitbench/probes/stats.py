@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
+from scipy import optimize
 from scipy import stats as st
 
 NAN = float("nan")
@@ -240,11 +241,7 @@ def paired_t_mde(sd: float, n: int, alpha: float = 0.05, power: float = 0.8) -> 
     hi = sd
     while pw(hi) < power:
         hi *= 2
-    lo = 0.0
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if pw(mid) < power else (lo, mid)
-    return hi
+    return float(optimize.brentq(lambda d: pw(d) - power, 0.0, hi, xtol=1e-9 * sd))
 
 
 def seed_level_test(trait: Sequence[float], control: Sequence[float], alpha: float = 0.05,
