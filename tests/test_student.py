@@ -200,6 +200,23 @@ def test_distill_matches_hand_kl_and_decreases(tiny, other_init, tmp_path):
     assert (tmp_path / "d" / "adapter" / "adapter_config.json").is_file()
 
 
+@pytest.mark.parametrize("dtype,temperature", [(torch.float32, 1.0), (torch.float32, 2.0), (torch.bfloat16, 1.0)])
+def test_chunked_kl_equals_the_plain_kl_and_its_gradient(dtype, temperature):
+    from traitbench.student.distill import ChunkedKL
+
+    g = torch.Generator().manual_seed(0)
+    s = (torch.randn(70, 50, generator=g) * 3).to(dtype)  # 70 rows: three chunks, the last one short
+    t = (torch.randn(70, 50, generator=g) * 3).to(dtype)
+    a, b = s.clone().requires_grad_(), s.clone().requires_grad_()
+    plain, chunked = completion_kl(a, t, temperature), ChunkedKL.apply(b, t, temperature)
+    plain.backward()
+    chunked.backward()
+    torch.testing.assert_close(chunked, plain, rtol=1e-5, atol=1e-4)
+    tol = dict(rtol=1e-2, atol=1e-3) if dtype == torch.bfloat16 else dict(rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(b.grad, a.grad, **tol)
+    assert b.grad.dtype == dtype
+
+
 def test_shared_teacher_logits_equal_the_per_step_teacher(tiny, other_init):
     """Logits computed once for all rows (other batches, other padding) are the per-step teacher's, row by row in
     the order the student's completion logits come, and give the same KL loss."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from traitbench.allocator import keep_freed_memory
+from traitbench.allocator import keep_freed_memory, release_freed_memory
 from traitbench.errors import TraitbenchError
 from traitbench.io import atomic_write_json, sha256_file
 
@@ -361,7 +361,9 @@ def load(name: str, dtype: str = "auto", device: str | None = None, seed: int = 
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     tok.padding_side = "left"
-    return LoadedModel(spec, model.to(device).eval(), tok, str(path))
+    lm = LoadedModel(spec, model.to(device).eval(), tok, str(path))
+    release_freed_memory()  # the conversion's buffers
+    return lm
 
 
 def load_random(name: str, dtype: str = "auto", device: str | None = None, seed: int = 0) -> LoadedModel:

@@ -236,7 +236,8 @@ def paired_t_mde(sd: float, n: int, alpha: float = 0.05, power: float = 0.8) -> 
 
     def pw(delta: float) -> float:
         ncp = delta * math.sqrt(n) / sd
-        return float(st.nct.sf(crit, df, ncp) + st.nct.cdf(-crit, df, ncp))
+        v = float(st.nct.sf(crit, df, ncp) + st.nct.cdf(-crit, df, ncp))
+        return v if math.isfinite(v) else 1.0  # scipy's noncentral t gives NaN far in the tail, where power is 1
 
     hi = sd
     while pw(hi) < power:

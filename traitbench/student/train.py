@@ -6,6 +6,7 @@ hidden `.NAME.partial` folder that replaces `out_dir` once complete, so a crash 
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
@@ -18,6 +19,7 @@ from safetensors.torch import load_file
 from transformers import TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
+from traitbench.allocator import release_freed_memory
 from traitbench.errors import TraitbenchError
 from traitbench.io import atomic_write_json, sha256_json
 from traitbench.models import LoadedModel, default_device, get_spec, load, resolve_dtype
@@ -290,6 +292,9 @@ def train_student(model: str, rows: list[dict], system: str | None, cfg: Student
     if trainer.accelerator.is_main_process:
         _publish(trainer.model, lm, partial, out, sub, metrics, checkpoints)
     trainer.accelerator.wait_for_everyone()
+    del trainer, lm, teacher_model
+    gc.collect()
+    release_freed_memory()  # the next student in this process starts from its own needs, not this one's peak
     return metrics
 
 
