@@ -91,6 +91,21 @@ def test_training_set_of_each_regime(corpus, tmp_path, monkeypatch):
     assert trained == []
 
 
+def test_chains_side_by_side_match_one_by_one(corpus, tmp_path):
+    """Two worker processes with one thread each write what one process writes chain after chain."""
+    small = [*TINY, "regimes=[replace]", "beam_regimes=[]"]
+    one = main(None, small, str(tmp_path / "one"))
+    two = main(None, [*small, "workers=2", "threads=2"], str(tmp_path / "two"))
+    for arm in ("replace", "recovery"):
+        a, b = one["regimes"][arm]["per_chain"], two["regimes"][arm]["per_chain"]
+        assert [[{k: v for k, v in g.items() if "seconds" not in k} for g in c] for c in a] == \
+            [[{k: v for k, v in g.items() if "seconds" not in k} for g in c] for c in b]
+    for c in range(2):
+        for name in ("replace-gen2", "recovery-gen3"):
+            assert (np.load(tmp_path / f"one/chains/chain{c}/{name}/written-sample.npy")
+                    == np.load(tmp_path / f"two/chains/chain{c}/{name}/written-sample.npy")).all()
+
+
 def test_text_tail_metrics_by_hand():
     assert words("Don't, Mr. Darcy! 12") == ["don't", "mr", "darcy"]
     ref = word_counts(["a a a b b c d"])  # types a b c d; rare (<= 2): b c d

@@ -81,6 +81,8 @@ class LMCollapseConfig(StrictModel):
     self_bleu_samples: int = Field(100, ge=2)
     rare_max_count: int = Field(2, ge=1, description="a rare word occurs at most this often in the human train text")
     threads: int = Field(2, ge=1)
+    workers: int = Field(1, ge=1, description="chains run side by side in this many processes, the threads split "
+                                              "between them")
     seed: int = 0
 
     @field_validator("regimes", "beam_regimes")
@@ -195,7 +197,7 @@ class Chain:
         training blocks, decodings and settings; `keep` holds its model for a later arm."""
         cfg = self.cfg
         key = {"cfg": cfg.model_dump(exclude={"chains", "generations", "regimes", "beam_regimes", "recovery",
-                                              "threads"}),
+                                              "threads", "workers"}),
                "chain": self.index, "name": name, "decodings": decodings, "blocks": _digest(blocks),
                "start": start[1] if start else None}
         stage = Stage(self.dir / name.replace("/", "-"), key)
@@ -265,6 +267,53 @@ class Chain:
                                       [decoding], cfg.generations + 1, start=(model, rows[-1]["key"]))[decoding]
                 arms[arm_name("recovery", decoding)] = rows + [rec]
         return arms
+
+
+_progress = None  # a worker's queue to the main process's progress bar
+
+
+class _QueueBar:
+    def update(self, n: int = 1) -> None:
+        _progress.put(n)
+
+
+def _init_chain_worker(queue, threads: int) -> None:
+    global _progress
+    _progress = queue
+    torch.set_num_threads(threads)
+
+
+def _run_chain(args: tuple) -> dict[str, list[dict]]:
+    cfg_data, corpus, index, out_dir, start = args
+    return Chain(LMCollapseConfig.model_validate(cfg_data), corpus, index, Path(out_dir), _QueueBar(), start).run()
+
+
+def run_chains(cfg: LMCollapseConfig, corpus: Corpus, out_dir: Path, start: dict | None, bar) -> list[dict]:
+    """Every chain's arms, in chain order. With `workers` > 1 the chains run in that many spawned processes,
+    each with its share of `threads` (the model is small: one process cannot keep two cores busy)."""
+    workers = min(cfg.workers, cfg.chains)
+    if workers == 1:
+        return [Chain(cfg, corpus, c, out_dir, bar, start).run() for c in range(cfg.chains)]
+    import multiprocessing as mp
+    import queue as queue_module
+
+    from traitbench.student.workers import thread_env
+
+    threads = max(1, cfg.threads // workers)
+    ctx = mp.get_context("spawn")
+    progress = ctx.Queue()
+    tasks = [(cfg.model_dump(), corpus, c, str(out_dir), start) for c in range(cfg.chains)]
+    with thread_env(threads), ctx.Pool(workers, initializer=_init_chain_worker, initargs=(progress, threads)) as pool:
+        result = pool.map_async(_run_chain, tasks, chunksize=1)
+        while not result.ready():
+            try:
+                bar.update(progress.get(timeout=1))
+            except queue_module.Empty:
+                pass
+        runs = result.get()  # re-raises a worker's error
+    while not progress.empty():
+        bar.update(progress.get())
+    return runs
 
 
 def _digest(blocks: np.ndarray) -> str:
@@ -350,7 +399,7 @@ def run(cfg: LMCollapseConfig, out_dir: str | Path, progress: bool = True) -> di
         per_chain = 1 + len(cfg.arms()) * cfg.generations + cfg.recovery * sum(1 for r, _ in cfg.arms() if r == "replace")
         start, pretrained = starting_point(cfg, corpus, out_dir)
         with tqdm(total=cfg.chains * per_chain, desc="collapse-lm generations", disable=not progress) as bar:
-            runs = [Chain(cfg, corpus, c, out_dir, bar, start).run() for c in range(cfg.chains)]
+            runs = run_chains(cfg, corpus, out_dir, start, bar)
     summary = summarize(cfg, corpus, runs, time.perf_counter() - t0)
     summary["starting_point"] = pretrained
     atomic_write_json(out_dir / "summary.json", summary)

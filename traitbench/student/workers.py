@@ -41,7 +41,7 @@ def _model_cost(job) -> float:
 
 
 @contextmanager
-def _thread_env(threads: int):
+def thread_env(threads: int):
     """Set the thread variables that spawned workers read when their OpenMP/MKL pools start."""
     old = {k: os.environ.get(k) for k in THREAD_VARS}
     os.environ.update({k: str(threads) for k in THREAD_VARS})
@@ -103,7 +103,7 @@ def train_in_parallel(cfg: ExperimentConfig, jobs: list, dataset: dict, run_dir:
         slots.put(i)
     tasks = [(cfg.model_dump(mode="json"), dataset, str(run_dir), [j.id for j in g]) for g in groups]
     stages = [job_stage(cfg, job, dataset, run_dir) for job in jobs]
-    with _thread_env(threads), ctx.Pool(workers, initializer=_init_worker, initargs=(slots, threads, str(log_dir))) \
+    with thread_env(threads), ctx.Pool(workers, initializer=_init_worker, initargs=(slots, threads, str(log_dir))) \
             as pool, tqdm(total=len(jobs), desc="students", unit="student") as bar:
         result = pool.map_async(_train_group, tasks, chunksize=1)
         while not result.ready():
