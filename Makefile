@@ -8,10 +8,10 @@ SETS    := $(foreach s,$(SET),--set $(s))
 STAMP   := $(VENV)/.traitbench-installed
 TEST_STAMP := $(VENV)/.traitbench-test-installed
 
-.PHONY: setup models teacher numbers dataset student probe experiment transmission transmission-qwen corpus test test-fast aux-logit collapse-gmm collapse-lm collapse-chat bench clean-runs help
+.PHONY: setup models teacher numbers dataset student probe experiment transmission transmission-qwen corpus test test-fast aux-logit collapse-gmm collapse-lm collapse-lm-large collapse-chat bench clean-runs help
 
 help:
-	@echo "make setup | models | teacher | numbers | dataset | student | probe | experiment | transmission | transmission-qwen | test | aux-logit | collapse-gmm | collapse-lm | collapse-chat | corpus | bench | report | audit"
+	@echo "make setup | models | teacher | numbers | dataset | student | probe | experiment | transmission | transmission-qwen | test | aux-logit | collapse-gmm | collapse-lm | collapse-lm-large | collapse-chat | corpus | bench | report | audit"
 	@echo "  CONFIG=configs/default.yaml  SET='numbers.n_prompts=500 seed=1'"
 
 setup: $(STAMP)
@@ -79,6 +79,10 @@ collapse-gmm: setup
 
 collapse-lm: corpus
 	$(TB) collapse-lm --config configs/collapse-lm.yaml $(SETS)
+
+# more generations, more text, more chains (see README, "Model collapse")
+collapse-lm-large: corpus
+	$(TB) collapse-lm --config configs/collapse-lm-large.yaml --out runs/collapse-lm-large $(SETS)
 
 collapse-chat: models
 	$(TB) collapse-chat --config configs/collapse-chat.yaml $(SETS)
