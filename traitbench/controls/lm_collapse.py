@@ -46,7 +46,7 @@ from traitbench.controls import mean_ci95, torch_threads
 from traitbench.controls.small_lm import (SmallLMConfig, continue_prefixes, new_model, token_nll, train_lm,
                                           train_tokenizer)
 from traitbench.io import atomic_write_json, atomic_write_text
-from traitbench.manifest import update_manifest
+from traitbench.manifest import array_sha256, update_manifest
 from traitbench.probes.diversity import (distinct_n, entropy_bits, js_divergence, nll_tail, rare_word_mass,
                                          self_bleu, vocabulary_coverage, word_counts)
 from traitbench.probes.stats import seed_level_test
@@ -157,8 +157,8 @@ def starting_point(cfg: LMCollapseConfig, corpus: Corpus, out_dir: Path) -> tupl
     if not cfg.pretrain_steps:
         return None, {}
     key = {"model": cfg.model.model_dump(), "steps": cfg.pretrain_steps, "lr": cfg.pretrain_lr,
-           "batch": cfg.pretrain_batch_size, "seed": cfg.seed, "blocks": _digest(corpus.rest),
-           "heldout": _digest(corpus.heldout)}
+           "batch": cfg.pretrain_batch_size, "seed": cfg.seed, "blocks": array_sha256(corpus.rest),
+           "heldout": array_sha256(corpus.heldout)}
     stage = Stage(out_dir / "start", key)
     weights = stage.dir / "model.pt"
     if stage.is_done() and weights.is_file():
@@ -198,7 +198,7 @@ class Chain:
         cfg = self.cfg
         key = {"cfg": cfg.model_dump(exclude={"chains", "generations", "regimes", "beam_regimes", "recovery",
                                               "threads", "workers"}),
-               "chain": self.index, "name": name, "decodings": decodings, "blocks": _digest(blocks),
+               "chain": self.index, "name": name, "decodings": decodings, "blocks": array_sha256(blocks),
                "start": start[1] if start else None}
         stage = Stage(self.dir / name.replace("/", "-"), key)
         weights = stage.dir / "model.pt"
@@ -314,12 +314,6 @@ def run_chains(cfg: LMCollapseConfig, corpus: Corpus, out_dir: Path, start: dict
     while not progress.empty():
         bar.update(progress.get())
     return runs
-
-
-def _digest(blocks: np.ndarray) -> str:
-    import hashlib
-
-    return hashlib.sha256(np.ascontiguousarray(blocks).tobytes()).hexdigest()
 
 
 # --------------------------------------------------------------------------------------------- summary
