@@ -127,8 +127,7 @@ def dose_response(probes: dict[str, dict], variant: str = PRIMARY, alpha: float 
                 steps = pairs[0]["trait"].get("steps")
                 if steps is None or (v, model) not in points:  # only kinds that have checkpoints
                     continue
-            t = seed_level_test([_mean_logprob(p["trait"], variant) for p in pairs],
-                                [_mean_logprob(p["control"], variant) for p in pairs], alpha, power)
+            t = _test_block(pairs, variant, alpha, power, rates=False)["delta_logprob_vs_control"]
             relation[(v, model)] = pairs[0]["trait"].get("relation") or pairs[0]["trait"].get("family")
             points.setdefault((v, model), []).append(
                 {"step": steps, "final": kind == "student", "n_seeds": t["n_seeds"], "mean": t["mean"],
