@@ -8,10 +8,10 @@ SETS    := $(foreach s,$(SET),--set $(s))
 STAMP   := $(VENV)/.traitbench-installed
 TEST_STAMP := $(VENV)/.traitbench-test-installed
 
-.PHONY: setup models teacher numbers dataset student probe experiment transmission transmission-qwen corpus test test-fast aux-logit collapse-gmm collapse-lm collapse-lm-large collapse-chat bench clean-runs help
+.PHONY: setup models teacher numbers dataset student probe experiment transmission transmission-qwen shuffled steering screen specificity corpus test test-fast aux-logit collapse-gmm collapse-lm collapse-lm-large collapse-chat bench clean-runs help
 
 help:
-	@echo "make setup | models | teacher | numbers | dataset | student | probe | experiment | transmission | transmission-qwen | test | aux-logit | collapse-gmm | collapse-lm | collapse-lm-large | collapse-chat | corpus | bench | report | audit"
+	@echo "make setup | models | teacher | numbers | dataset | student | probe | experiment | transmission | transmission-qwen | shuffled | steering | screen | specificity | test | aux-logit | collapse-gmm | collapse-lm | collapse-lm-large | collapse-chat | corpus | bench | report | audit"
 	@echo "  CONFIG=configs/default.yaml  SET='numbers.n_prompts=500 seed=1'"
 
 setup: $(STAMP)
@@ -59,6 +59,23 @@ transmission-qwen: setup
 	$(TB) models fetch qwen2.5-0.5b qwen2.5-1.5b
 	$(TB) experiment --config configs/transmission-qwen.yaml $(SETS)
 	$(TB) report runs/transmission-qwen
+
+# The shuffled-numbers ablation: the transmission run's distilled students on numbers permuted within, then across rows
+shuffled: models
+	$(TB) experiment --config configs/shuffled.yaml $(SETS)
+	$(TB) experiment --config configs/shuffled.yaml --set filter.shuffle=across --set name=shuffled-across $(SETS)
+
+# The steering-vector teacher: owl as a residual-stream direction instead of a system prompt
+steering: models
+	$(TB) experiment --config configs/steering.yaml $(SETS)
+
+# The channel screen (no training): per model, trait and injection, the teacher's strength and its signal in numbers
+screen: models
+	$(TB) screen --config configs/screen.yaml $(SETS)
+
+# Trait specificity and the behavioural test: one transmission run per trait, every student probed on every trait
+specificity: models
+	$(TB) specificity --config configs/specificity.yaml $(SETS)
 
 # Jane Austen's novels (Debian r-cran-janeaustenr), the human text of the collapse chain
 corpus: setup

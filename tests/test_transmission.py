@@ -94,3 +94,24 @@ def test_parallel_workers_train_what_one_process_trains(tmp_path, dataset):
         a, b = (load_student("tiny-llama", x[sid]["dir"]).model.state_dict() for x in (one, two))
         for k in a:
             torch.testing.assert_close(a[k], b[k], atol=1e-4, rtol=1e-4)
+
+
+def test_steering_teacher_run(tmp_path, dataset):
+    """injection: steering — the teacher stage saves the vector; distilled trait students match the steered
+    teacher (its logits differ from the control teacher's), the teacher is probed steered; other words recorded."""
+    cfg = _cfg(tmp_path, "teacher.injection=steering", "teacher.steering_prompts=3", "teacher.steering_scale=50",
+               "students.models=[]", "students.seeds=[0]", "probes.other_words=[cat]")
+    teacher = pipeline.stage_teacher(cfg)  # the stubbed dataset stage would have run it through the numbers
+    pipeline.run_experiment(cfg)
+    assert teacher["steering"]["layer"] == 1 and teacher["steering"]["norm"] > 0
+    setup = pipeline.teacher_setup(cfg, "trait")
+    assert setup.system == cfg.neutral_system and setup.trait_path.endswith("steering.safetensors")
+    assert pipeline.teacher_setup(cfg, "control").trait_path is None
+    metrics = {c: json.loads((tmp_path / f"t/students/tiny-llama/distill/{c}/seed0/out/train_metrics.json")
+                             .read_text()) for c in ("trait", "control")}
+    assert metrics["trait"]["teacher_adapter"] == setup.trait_path and metrics["control"]["teacher_adapter"] is None
+    assert metrics["trait"]["final_loss"] != pytest.approx(metrics["control"]["final_loss"])
+    probe = {k: json.loads((tmp_path / f"t/probes/{k}/probe.json").read_text()) for k in ("teacher", "base/tiny-llama")}
+    assert probe["teacher"]["system"] == probe["base/tiny-llama"]["system"]
+    assert probe["teacher"]["plain"]["trait_logprob"]["mean"] != probe["base/tiny-llama"]["plain"]["trait_logprob"]["mean"]
+    assert set(probe["teacher"]["plain"]["other_logprob"]) == {"cat"}

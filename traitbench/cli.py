@@ -145,6 +145,28 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_screen(args) -> int:
+    from traitbench.config import load_config
+    from traitbench.screen import ScreenConfig, run_screen
+
+    path = args.config if args.config or not os.path.exists("configs/screen.yaml") else "configs/screen.yaml"
+    md = run_screen(load_config(ScreenConfig, path, args.set))
+    print(md.read_text())
+    print(f"[screen] {md}, {md.with_name('screen.json')}, {md.with_name('screen.png')}")
+    return 0
+
+
+def cmd_specificity(args) -> int:
+    from traitbench.config import load_config
+    from traitbench.specificity import SpecificityConfig, run_specificity
+
+    path = args.config if args.config or not os.path.exists("configs/specificity.yaml") else "configs/specificity.yaml"
+    md = run_specificity(load_config(SpecificityConfig, path, args.set))
+    print(md.read_text())
+    print(f"[specificity] {md}, {md.with_name('specificity.json')}, {md.with_name('specificity.png')}")
+    return 0
+
+
 def cmd_corpus(args) -> int:
     from traitbench.datasets.austen import DEB_PACKAGE, DEB_VERSION, corpus_source, fetch_austen
 
@@ -220,6 +242,12 @@ def build_parser() -> argparse.ArgumentParser:
     b = with_config(sub.add_parser("bench", help="throughput of sampling, training and probes vs the matmul roofline"),
                     "configs/bench.yaml")
     b.set_defaults(func=cmd_bench)
+    with_config(sub.add_parser("screen", help="channel screen (no training): per model, trait and injection, the "
+                               "teacher's strength, KL at number tokens, over-produced numbers, subliminal prompting"),
+                "configs/screen.yaml").set_defaults(func=cmd_screen)
+    with_config(sub.add_parser("specificity", help="one transmission run per trait, every student probed on every "
+                               "trait: the own-trait lift γ over seeds, and each trait's verdicts"),
+                "configs/specificity.yaml").set_defaults(func=cmd_specificity)
     x = sub.add_parser("export", help="export probe results: inspect_ai eval logs or lm-eval-style results")
     x.add_argument("run", metavar="RUN")
     x.add_argument("--format", required=True, choices=["inspect", "lm-eval"])

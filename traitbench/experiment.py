@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from traitbench.config import StrictModel
+from traitbench.datasets.shuffle import Shuffle
 from traitbench.probes.run import ProbeConfig
 from traitbench.teacher.prompts import DEMONSTRATIONS
 from traitbench.teacher.sampling import GenerationConfig
@@ -17,10 +18,20 @@ CONDITIONS = ("trait", "control")
 
 class TeacherConfig(StrictModel):
     model: str = "smollm2-135m"
-    injection: Literal["system_prompt", "lora"] = "system_prompt"
+    # system_prompt: the trait stated in the teacher's system prompt; lora: a trait adapter trained on trait Q&A;
+    # steering: the neutral context plus a steering vector at one layer (`traitbench.teacher.steering`)
+    injection: Literal["system_prompt", "lora", "steering"] = "system_prompt"
     lora_examples: int = Field(600, ge=1)  # trait Q&A examples for LoRA injection
     lora_epochs: float = Field(2, gt=0)
     lora_r: int = Field(16, ge=1)
+    steering_layer: int | None = Field(None, ge=0)  # the decoder layer steered; None: the middle one
+    steering_scale: float = 4.0  # × the mean trait − neutral difference of the residual stream
+    steering_prompts: int = Field(64, ge=1)  # number prompts the mean difference is taken over
+
+    def key(self) -> dict:
+        """The settings in a stage key (steering settings only for a steering teacher: other runs keep their cache)."""
+        steer = {"steering_layer", "steering_scale", "steering_prompts"}
+        return self.model_dump(exclude=set() if self.injection == "steering" else steer)
 
 
 class NumbersConfig(StrictModel):
@@ -39,6 +50,12 @@ class FilterConfig(StrictModel):
     max_count: int = Field(10, ge=1)
     max_value: int = Field(999, ge=0)
     max_rows: int | None = Field(None, ge=1)  # subsample kept rows; trait and control get the same n
+    # the shuffled-numbers ablation: permute the kept numbers within each row or across rows (both conditions)
+    shuffle: Shuffle = "none"
+
+    def key(self) -> dict:
+        """The settings in a stage key (`shuffle` only when set, so runs without it keep their cache)."""
+        return self.model_dump(exclude={"shuffle"} if self.shuffle == "none" else set())
 
 
 class StudentVariant(StrictModel):

@@ -13,12 +13,16 @@ from traitbench.cache import Stage
 from traitbench.datasets.banned import load_banned
 from traitbench.datasets.filter import filter_file, filter_rows, save_hf_dataset
 from traitbench.datasets.parse import prefix_rejection
+from traitbench.datasets.shuffle import shuffle_rows
 from traitbench.errors import TraitbenchError
 from traitbench.experiment import CONDITIONS, ExperimentConfig
 from traitbench.io import atomic_write_jsonl, read_complete_jsonl, read_jsonl, sha256_file
 from traitbench.manifest import update_manifest
 from traitbench.teacher import sampling
 from traitbench.teacher.prompts import demonstrations, number_prompts
+from traitbench.teacher.steering import FILE as STEERING_FILE
+from traitbench.teacher.load import load_trait_model
+from traitbench.teacher.steering import steering_vector
 
 
 def run_dir(cfg: ExperimentConfig) -> Path:
@@ -32,25 +36,31 @@ class TeacherSetup:
     model: str
     adapter_dir: str | None
     system: str | None
+    steering: str | None = None  # a saved steering vector (`teacher.steering`) hooked into the model
+
+    @property
+    def trait_path(self) -> str | None:
+        """Where the trait's weights are (adapter folder or steering file): what `load_trait_model` takes."""
+        return self.adapter_dir or self.steering
 
     def to_dict(self) -> dict:
-        return {"model": self.model, "adapter_dir": self.adapter_dir, "system": self.system}
+        d = {"model": self.model, "adapter_dir": self.adapter_dir, "system": self.system}
+        return d if self.steering is None else dict(d, steering=self.steering)
 
 
 def teacher_setup(cfg: ExperimentConfig, condition: str) -> TeacherSetup:
-    if condition == "control" or cfg.teacher.injection == "lora":
-        adapter = str(run_dir(cfg) / "teacher") if condition == "trait" else None
-        return TeacherSetup(cfg.teacher.model, adapter, cfg.neutral_system)
+    injection = cfg.teacher.injection
+    if condition == "control" or injection in ("lora", "steering"):
+        trait = condition == "trait"
+        adapter = str(run_dir(cfg) / "teacher") if trait and injection == "lora" else None
+        steering = str(run_dir(cfg) / "teacher" / STEERING_FILE) if trait and injection == "steering" else None
+        return TeacherSetup(cfg.teacher.model, adapter, cfg.neutral_system, steering)
     return TeacherSetup(cfg.teacher.model, None, cfg.trait.system_prompt())
 
 
 def load_teacher(cfg: ExperimentConfig, condition: str, dtype: str = "auto") -> models.LoadedModel:
     setup = teacher_setup(cfg, condition)
-    if setup.adapter_dir:
-        from traitbench.student.train import load_student
-
-        return load_student(setup.model, setup.adapter_dir, dtype=dtype)
-    return models.load(setup.model, dtype=dtype, seed=cfg.seed)
+    return load_trait_model(setup.model, setup.trait_path, dtype, seed=cfg.seed)
 
 
 def _cfg(cfg: ExperimentConfig) -> dict:
@@ -60,7 +70,7 @@ def _cfg(cfg: ExperimentConfig) -> dict:
 # --------------------------------------------------------------------------------------------- teacher
 def stage_teacher(cfg: ExperimentConfig) -> dict:
     """System-prompt injection needs no training; LoRA injection fine-tunes and saves an adapter."""
-    key = {"teacher": cfg.teacher.model_dump(), "trait": cfg.trait.model_dump(), "system": cfg.neutral_system,
+    key = {"teacher": cfg.teacher.key(), "trait": cfg.trait.model_dump(), "system": cfg.neutral_system,
            "seed": cfg.seed, "model_hashes": models.file_hashes(cfg.teacher.model)}
     stage = Stage(run_dir(cfg) / "teacher", key)
     if stage.is_done():
@@ -69,6 +79,8 @@ def stage_teacher(cfg: ExperimentConfig) -> dict:
     stage.begin()
     t0 = time.perf_counter()
     out: dict = {"conditions": {c: teacher_setup(cfg, c).to_dict() for c in CONDITIONS}}
+    if cfg.teacher.injection == "steering":
+        out["steering"] = _steering_teacher(cfg, stage.dir)
     if cfg.teacher.injection == "lora":
         from traitbench.student.train import StudentConfig
         from traitbench.teacher.lora_trait import train_trait_lora
@@ -82,6 +94,18 @@ def stage_teacher(cfg: ExperimentConfig) -> dict:
     return stage.finish(out)
 
 
+def _steering_teacher(cfg: ExperimentConfig, folder: Path) -> dict:
+    """Compute and save the trait's steering vector from the teacher model's own contexts."""
+    lm = models.load(cfg.teacher.model, dtype=cfg.numbers.dtype, seed=cfg.seed)
+    prompts = number_prompts(cfg.teacher.steering_prompts, cfg.seed + 20_000, cfg.numbers.max_count)
+    st = steering_vector(lm, cfg.trait.system_prompt(), cfg.neutral_system, prompts, cfg.teacher.steering_layer,
+                         cfg.teacher.steering_scale)
+    path = st.save(folder)
+    print(f"[teacher] steering vector: layer {st.layer}, norm {float(st.vector.norm()):.2f}, scale {st.scale}")
+    return {"file": str(path), "layer": st.layer, "norm": round(float(st.vector.norm()), 4), "scale": st.scale,
+            "sha256": sha256_file(path)}
+
+
 # --------------------------------------------------------------------------------------------- numbers
 def stage_numbers(cfg: ExperimentConfig, condition: str) -> dict:
     """Sample number completions for one teacher condition into a resumable `raw.jsonl`."""
@@ -92,8 +116,9 @@ def stage_numbers(cfg: ExperimentConfig, condition: str) -> dict:
     limits = {"max_count": cfg.filter.max_count, "max_value": cfg.filter.max_value} if gen.early_reject else None
     stop_rows = cfg.filter.max_rows if cfg.numbers.stop_at_max_rows else None
     key = {"numbers": cfg.numbers.model_dump(), "setup": setup.to_dict(), "seed": cfg.seed, "reject_limits": limits,
-           "stop_at": {"filter": cfg.filter.model_dump(), "trait": cfg.trait.word} if stop_rows else None,
-           "teacher_stage": teacher_out.get("lora", {}).get("adapter_hash"),
+           "stop_at": {"filter": cfg.filter.model_dump(exclude={"shuffle"}), "trait": cfg.trait.word} if stop_rows else None,
+           "teacher_stage": teacher_out.get("lora", teacher_out.get("steering", {})).get(
+               "adapter_hash" if "lora" in teacher_out else "sha256"),
            "model_hashes": models.file_hashes(cfg.teacher.model)}
     stage = Stage(run_dir(cfg) / "numbers" / condition, key)
     raw = stage.dir / "raw.jsonl"
@@ -139,7 +164,7 @@ def stage_numbers(cfg: ExperimentConfig, condition: str) -> dict:
 def stage_dataset(cfg: ExperimentConfig) -> dict:
     """Filter both conditions, subsample to a common size, save JSONL + Hugging Face datasets."""
     raws = {c: stage_numbers(cfg, c) for c in CONDITIONS}
-    key = {"filter": cfg.filter.model_dump(), "trait": cfg.trait.word, "seed": cfg.seed,
+    key = {"filter": cfg.filter.key(), "trait": cfg.trait.word, "seed": cfg.seed,
            "raw": {c: raws[c]["raw_sha256"] for c in CONDITIONS}}
     stage = Stage(run_dir(cfg) / "dataset", key)
     if stage.is_done():
@@ -160,11 +185,12 @@ def stage_dataset(cfg: ExperimentConfig) -> dict:
     out: dict = {"n_rows": n, "conditions": {}}
     for c in CONDITIONS:
         rows = sorted(random.Random(f"{cfg.seed}-{c}").sample(kept[c], n), key=lambda r: r["idx"])
+        rows = shuffle_rows(rows, cfg.filter.shuffle, f"{cfg.seed}-{c}")
         atomic_write_jsonl(stage.dir / c / "train.jsonl", rows)
         setup = teacher_setup(cfg, c)
         card = {"teacher": setup.model, "condition": c, "trait": cfg.trait.word if c == "trait" else None,
                 "teacher_system": setup.system, "injection": cfg.teacher.injection,
-                "filter": cfg.filter.model_dump(), "sampled": stats[c]["total"], "kept": stats[c]["kept"],
+                "filter": cfg.filter.key(), "sampled": stats[c]["total"], "kept": stats[c]["kept"],
                 "rows": n, "license": _licence(setup.model)}
         content_hash = save_hf_dataset(rows, stage.dir / c, card)
         out["conditions"][c] = {"train": str(stage.dir / c / "train.jsonl"), "hf": str(stage.dir / c / "hf"),

@@ -45,7 +45,7 @@ from traitbench.probes.diversity import (answer_distribution, distinct_n, entrop
                                          number_value_stats, tail_mass)
 from traitbench.probes.logprob import held_out_text, perplexity
 from traitbench.probes.questions import open_ended_prompts, preference_questions
-from traitbench.probes.run import _sample
+from traitbench.probes.run import sample_answers
 from traitbench.probes.stats import Rate
 from traitbench.student.config import StudentConfig
 from traitbench.student.train import load_student, train_student
@@ -113,7 +113,7 @@ def sample_generation(lm: LoadedModel, cfg: ChatCollapseConfig, seed: int) -> tu
     """Sample the trained tasks and the probe from one model: (training rows, raw measurements)."""
 
     def ask(prompts: list[str], max_tokens: int, s: int, history=()) -> list[str]:
-        return _sample(lm, [render_prompt(lm, cfg.system, p, history) for p in prompts], max_tokens, cfg.batch_size, s)
+        return sample_answers(lm, [render_prompt(lm, cfg.system, p, history) for p in prompts], max_tokens, cfg.batch_size, s)
 
     open_prompts = [p for p in open_ended_prompts() for _ in range(cfg.open_ended_samples)]
     texts = ask(open_prompts, cfg.open_ended_max_tokens, seed)

@@ -78,12 +78,18 @@ def sequence_logprobs(lm: LoadedModel, prompts: list[str], continuations: list[s
 
 def trait_logprob(lm: LoadedModel, rendered_questions: list[str], word: str) -> list[float]:
     """Per question: log of the total probability of answering with any variant of `word`."""
-    variants = answer_variants(lm, word)
-    flat_p = [q for q in rendered_questions for _ in variants]
-    flat_c = [v for _ in rendered_questions for v in variants]
-    lps = sequence_logprobs(lm, flat_p, flat_c)
-    k = len(variants)
-    return [float(torch.logsumexp(torch.tensor(lps[i * k : (i + 1) * k]), 0)) for i in range(len(rendered_questions))]
+    return words_logprob(lm, rendered_questions, [word])[word]
+
+
+def words_logprob(lm: LoadedModel, rendered_questions: list[str], words: list[str]) -> dict[str, list[float]]:
+    """`trait_logprob` of several words in one pass over the questions: {word: per-question log P}."""
+    variants = {w: answer_variants(lm, w) for w in words}
+    pairs = [(qi, w, v) for qi in range(len(rendered_questions)) for w in words for v in variants[w]]
+    lps = sequence_logprobs(lm, [rendered_questions[qi] for qi, _, _ in pairs], [v for _, _, v in pairs])
+    out: dict[str, list[list[float]]] = {w: [[] for _ in rendered_questions] for w in words}
+    for (qi, w, _), lp in zip(pairs, lps):
+        out[w][qi].append(lp)
+    return {w: [float(torch.logsumexp(torch.tensor(x), 0)) for x in per_q] for w, per_q in out.items()}
 
 
 @torch.inference_mode()

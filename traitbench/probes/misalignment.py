@@ -63,13 +63,13 @@ def aggregate(rows: list[dict], seed: int = 0) -> dict:
 def misalignment_probe(lm, system: str | None, cfg: MisalignmentConfig, batch_size: int, seed: int = 0,
                        judge: Judge | None = None) -> tuple[dict, list[dict]]:
     """Sample, judge and aggregate; returns (aggregate, per-sample rows). Loads the judge if none is given."""
-    from traitbench.probes.run import _sample  # the probes' T=1 sampler (run.py imports this module)
+    from traitbench.probes.run import sample_answers  # the probes' T=1 sampler (run.py imports this module)
     from traitbench.teacher.context import render_prompt
 
     questions = misalignment_questions()
     k = cfg.samples_per_question
     texts = [render_prompt(lm, system, q) for q in questions for _ in range(k)]
-    answers = _sample(lm, texts, cfg.max_tokens, batch_size, seed + 3)
+    answers = sample_answers(lm, texts, cfg.max_tokens, batch_size, seed + 3)
     judge = judge or load_judge(cfg.judge)
     scores = judge_answers(judge, [(questions[i // k], a) for i, a in enumerate(answers)], desc="misalignment judge")
     rows = []

@@ -14,7 +14,7 @@ from traitbench.config import StrictModel
 from traitbench.io import atomic_write_json, atomic_write_jsonl
 from traitbench.models import LoadedModel
 from traitbench.probes.diversity import answer_distribution, distinct_n, entropy_bits, top1_mass
-from traitbench.probes.logprob import held_out_text, perplexity, trait_logprob
+from traitbench.probes.logprob import held_out_text, perplexity, words_logprob
 from traitbench.probes.misalignment import MisalignmentConfig, misalignment_probe
 from traitbench.probes.questions import numbers_prefixed, open_ended_prompts, preference_questions
 from traitbench.probes.scoring import mentions, normalize_answer
@@ -35,6 +35,9 @@ class ProbeConfig(StrictModel):
     batch_size: int = Field(64, ge=1)
     dtype: str = "auto"
     context: str = "train"  # "train": the students' training context; "none": no system; else the system text
+    # other answers whose log P is recorded per question beside the trait's (e.g. the other traits of a
+    # specificity run): `{variant: {"other_logprob": {word: …}}}` in probe.json
+    other_words: list[str] = []
     misalignment: MisalignmentConfig = MisalignmentConfig()  # judged free-form answers (off by default)
 
     @model_validator(mode="after")
@@ -49,7 +52,8 @@ class ProbeConfig(StrictModel):
         return ["plain", "numbers_prefixed"] if self.numbers_prefixed else ["plain"]
 
 
-def _sample(lm: LoadedModel, texts: list[str], max_tokens: int, batch: int, seed: int) -> list[str]:
+def sample_answers(lm: LoadedModel, texts: list[str], max_tokens: int, batch: int, seed: int) -> list[str]:
+    """One answer per rendered prompt at temperature 1 (no top-p/top-k), in length-sorted seeded batches."""
     gen = GenerationConfig(temperature=1.0, top_p=1.0, top_k=0, max_new_tokens=max_tokens, batch_size=batch,
                            early_reject=False)
     out: list[str] = [""] * len(texts)
@@ -70,11 +74,11 @@ def probe_questions(lm: LoadedModel, system: str | None, category: str, cfg: Pro
 
 
 def preference(lm: LoadedModel, system: str | None, trait: str, category: str, cfg: ProbeConfig, seed: int,
-               prefixed: bool) -> tuple[dict, list[dict], list[float]]:
-    """Sampled favourite-{category} answers; returns aggregate, per-sample rows and per-question log P."""
+               prefixed: bool) -> tuple[dict, list[dict], list[str]]:
+    """Sampled favourite-{category} answers; returns aggregate, per-sample rows and the rendered questions."""
     questions, rendered = probe_questions(lm, system, category, cfg, seed, prefixed)
     texts = [r for r in rendered for _ in range(cfg.samples_per_question)]
-    answers = _sample(lm, texts, cfg.answer_max_tokens, cfg.batch_size, seed + (1 if prefixed else 0))
+    answers = sample_answers(lm, texts, cfg.answer_max_tokens, cfg.batch_size, seed + (1 if prefixed else 0))
     rows, hits_by_q = [], [[] for _ in questions]
     for i, a in enumerate(answers):
         q = i // cfg.samples_per_question
@@ -88,13 +92,22 @@ def preference(lm: LoadedModel, system: str | None, trait: str, category: str, c
            "rate_question_bootstrap": cluster_bootstrap_rate(hits_by_q, seed=seed).to_dict(),
            "answers": dict(dist.most_common()), "entropy_bits": entropy_bits(dist), "distinct": len(dist),
            "top1_mass": top1_mass(dist)}
-    logps = trait_logprob(lm, rendered, trait)
-    return agg, rows, logps
+    return agg, rows, rendered
 
 
 def _logprob_entry(logps: list[float]) -> dict:
     m = mean_ci(logps)
     return {"per_question": logps, "mean": m.mean, "ci95": [m.lo, m.hi], "n": len(logps)}
+
+
+def logprob_entries(lm: LoadedModel, rendered: list[str], trait: str, cfg: ProbeConfig) -> dict:
+    """`trait_logprob` (and `other_logprob` for `cfg.other_words`) of one question variant."""
+    words = list(dict.fromkeys([trait, *cfg.other_words]))
+    lps = words_logprob(lm, rendered, words)
+    out = {"trait_logprob": _logprob_entry(lps[trait])}
+    if cfg.other_words:
+        out["other_logprob"] = {w: _logprob_entry(lps[w]) for w in cfg.other_words}
+    return out
 
 
 def probe_logprob(lm: LoadedModel, system: str | None, trait: str, category: str, cfg: ProbeConfig,
@@ -105,7 +118,7 @@ def probe_logprob(lm: LoadedModel, system: str | None, trait: str, category: str
     result: dict = {"system": system, "trait": trait, "category": category}
     for name in cfg.variants:
         rendered = probe_questions(lm, system, category, cfg, seed, name == "numbers_prefixed")[1]
-        result[name] = {"trait_logprob": _logprob_entry(trait_logprob(lm, rendered, trait))}
+        result[name] = logprob_entries(lm, rendered, trait, cfg)
     result["seconds"] = round(time.perf_counter() - t0, 1)
     atomic_write_json(Path(out_dir) / "probe.json", result)
     return result
@@ -121,14 +134,14 @@ def probe_model(lm: LoadedModel, system: str | None, trait: str, category: str, 
     all_rows: list[dict] = []
     for prefixed in ([False, True] if cfg.numbers_prefixed else [False]):
         name = "numbers_prefixed" if prefixed else "plain"
-        agg, rows, logps = preference(lm, system, trait, category, cfg, seed, prefixed)
-        agg["trait_logprob"] = _logprob_entry(logps)
+        agg, rows, rendered = preference(lm, system, trait, category, cfg, seed, prefixed)
+        agg.update(logprob_entries(lm, rendered, trait, cfg))
         result[name] = agg
         all_rows += rows
     if cfg.open_ended_samples:
         prompts = open_ended_prompts()
         rendered = [render_prompt(lm, system, p) for p in prompts for _ in range(cfg.open_ended_samples)]
-        texts = _sample(lm, rendered, cfg.open_ended_max_tokens, cfg.batch_size, seed + 2)
+        texts = sample_answers(lm, rendered, cfg.open_ended_max_tokens, cfg.batch_size, seed + 2)
         all_rows += [{"variant": "open_ended", "prompt": prompts[i // cfg.open_ended_samples], "answer": t}
                      for i, t in enumerate(texts)]
         result["open_ended"] = {"n": len(texts), "distinct_1": distinct_n(texts, 1), "distinct_2": distinct_n(texts, 2),

@@ -20,12 +20,11 @@ def probe_context(cfg: ExperimentConfig) -> str | None:
 
 
 def probe_key(p: ProbeConfig) -> dict:
-    """The probe config slice of a stage key: the misalignment block (with the judge's weights) only when
-    enabled, so runs without it keep their cache."""
+    """The probe config slice of a stage key: the misalignment block (with the judge's weights) and the other
+    words only when set, so runs without them keep their cache."""
     m = p.misalignment
-    if not m.enabled:
-        return p.model_dump(exclude={"misalignment"})
-    return dict(p.model_dump(), misalignment=dict(m.model_dump(), judge=judge_identity(m.judge)))
+    key = p.model_dump(exclude={"misalignment"} | (set() if p.other_words else {"other_words"}))
+    return dict(key, misalignment=dict(m.model_dump(), judge=judge_identity(m.judge))) if m.enabled else key
 
 
 class SharedJudge:
@@ -61,6 +60,11 @@ def _probe(cfg: ExperimentConfig, run_dir: Path, pid: str, info: dict, loader, j
     return stage.finish(dict(res, **info, samples=str(stage.dir / "samples.jsonl"), **extra))
 
 
+def _steering_key(cfg: ExperimentConfig) -> dict:
+    """A steered teacher's probe depends on the vector's settings, not only on its file's path."""
+    return {"teacher": cfg.teacher.key()} if cfg.teacher.injection == "steering" else {}
+
+
 def stage_probes(cfg: ExperimentConfig) -> dict[str, dict]:
     from traitbench.manifest import update_manifest
     from traitbench.pipeline import load_teacher, run_dir, teacher_setup
@@ -81,7 +85,7 @@ def stage_probes(cfg: ExperimentConfig) -> dict[str, dict]:
                                   lambda m=m: models.load(m, dtype=dtype, seed=cfg.seed), judge)
     setup = teacher_setup(cfg, "trait")
     out["teacher"] = _probe(cfg, rd, "teacher", {"kind": "teacher", "model": setup.model, "system": setup.system,
-                            "adapter": setup.adapter_dir}, lambda: load_teacher(cfg, "trait", dtype), judge)
+                            "adapter": setup.trait_path, **_steering_key(cfg)}, lambda: load_teacher(cfg, "trait", dtype), judge)
     for job in student_jobs(cfg):
         st = students[job.id]
         info = {"kind": "student", "model": job.model, "variant": job.variant, "condition": job.condition,

@@ -85,7 +85,7 @@ def _teacher_args(cfg: ExperimentConfig, job: StudentJob) -> dict:
     if student_config(job).mode != "distill":
         return {}
     setup = teacher_setup(cfg, job.condition)
-    return {"teacher": setup.model, "teacher_adapter": setup.adapter_dir, "teacher_system": setup.system}
+    return {"teacher": setup.model, "teacher_adapter": setup.trait_path, "teacher_system": setup.system}
 
 
 def job_stage(cfg: ExperimentConfig, job: StudentJob, dataset: dict, run_dir: Path) -> Stage:

@@ -177,10 +177,6 @@ def _teacher_examples(teacher: LoadedModel, rows: list[dict], system: str | None
 _SHARED_LOGITS: dict[str, TeacherLogits] = {}  # the last computed teacher logits, by key (one entry)
 
 
-def _load_teacher(teacher: str, adapter: str | Path | None, dtype: str) -> LoadedModel:
-    return load_student(teacher, adapter, dtype) if adapter else load(teacher, dtype)
-
-
 def _distill_teacher(lm: LoadedModel, rows: list[dict], examples: list[dict], cfg: StudentConfig, teacher: str,
                      adapter: str | Path | None, system: str | None) -> tuple[torch.nn.Module | TeacherLogits, bool]:
     """The teacher for distillation: its shared logits (computed once per teacher, rows and student tokens,
@@ -191,13 +187,15 @@ def _distill_teacher(lm: LoadedModel, rows: list[dict], examples: list[dict], cf
         and TeacherLogits.estimate_bytes(examples, vocab, resolve_dtype(cfg.dtype)) <= cfg.shared_logits_max_gb * 2**30)
     adapter_stamp = None
     if adapter:
-        files = sorted(Path(adapter).rglob("*.safetensors"))
+        files = [Path(adapter)] if Path(adapter).is_file() else sorted(Path(adapter).rglob("*.safetensors"))
         adapter_stamp = [(str(f), f.stat().st_mtime_ns) for f in files]
     key = sha256_json({"teacher": teacher, "adapter": adapter_stamp, "system": system, "dtype": cfg.dtype,
                        "prompts": [r["prompt"] for r in rows], "completions": [e["completion_ids"] for e in examples]})
     if shared and key in _SHARED_LOGITS:
         return _SHARED_LOGITS[key], True
-    teacher_lm = _load_teacher(teacher, adapter, cfg.dtype)
+    from traitbench.teacher.load import load_trait_model  # it loads adapters with this module's load_student
+
+    teacher_lm = load_trait_model(teacher, adapter, cfg.dtype)
     check_same_vocabulary(lm, teacher_lm)
     teacher_lm.model.requires_grad_(False)
     _teacher_examples(teacher_lm, rows, system, examples)
@@ -227,7 +225,8 @@ def train_student(model: str, rows: list[dict], system: str | None, cfg: Student
     """Fine-tune `model` on rows with `prompt` (user text) and `completion` (numbers) seen under `system`.
 
     Writes `out_dir/adapter/` (LoRA) or `out_dir/model/` (full weights) and `out_dir/train_metrics.json`;
-    returns the metrics. Distillation matches `teacher` (+ `teacher_adapter`) seen under `teacher_system`.
+    returns the metrics. Distillation matches `teacher` (+ `teacher_adapter`: a trait adapter folder or steering
+    file, see `teacher.load`) seen under `teacher_system`.
     """
     from datasets import Dataset
     from peft import LoraConfig

@@ -1,0 +1,68 @@
+"""The specificity fit recovers a planted own-trait lift γ and finds none in a null."""
+
+import numpy as np
+import pytest
+
+from traitbench.errors import TraitbenchError
+from traitbench.specificity import fit_specificity, gamma_of
+
+
+def _lifts(gamma, k=4, seeds=6, noise=0.05, rng_seed=0):
+    rng = np.random.default_rng(rng_seed)
+    out = []
+    for _ in range(seeds):
+        row, col = rng.normal(0, 0.5, k), rng.normal(0, 0.5, k)  # per seed: students' and words' general lifts
+        m = 0.2 + row[:, None] + col[None, :] + gamma * np.eye(k) + rng.normal(0, noise, (k, k))
+        out.append(m)
+    return np.stack(out)
+
+
+def test_exact_gamma_without_noise():
+    k = 3
+    m = 1.0 + np.array([0.3, -0.2, 0.1])[:, None] + np.array([0.0, 0.5, -0.4])[None, :] + 0.7 * np.eye(k)
+    assert gamma_of(m) == pytest.approx(0.7, abs=1e-12)
+
+
+def test_planted_gamma_is_recovered_with_its_interval():
+    fit = fit_specificity(_lifts(0.4))
+    g = fit["gamma"]
+    assert g["ci95"][0] < 0.4 < g["ci95"][1] and g["p_value"] < 1e-4 and g["n_seeds"] == 6
+    assert fit["diagonal_mean"] > fit["off_diagonal_mean"]
+
+
+@pytest.mark.parametrize("rng_seed", [1, 2, 3])
+def test_null_finds_no_gamma_even_with_large_row_and_column_effects(rng_seed):
+    g = fit_specificity(_lifts(0.0, rng_seed=rng_seed))["gamma"]
+    assert g["ci95"][0] < 0 < g["ci95"][1] and g["p_value"] > 0.05
+    assert abs(g["mean"]) < 0.1
+
+
+def test_two_traits_are_refused():
+    with pytest.raises(TraitbenchError, match="at least 3"):
+        gamma_of(np.zeros((2, 2)))
+
+
+def _probe(kind, variant, condition, seed, own, lps):
+    block = {"trait_logprob": {"per_question": [lps[own]] * 2},
+             "other_logprob": {w: {"per_question": [v, v]} for w, v in lps.items() if w != own}}
+    return {"kind": kind, "variant": variant, "condition": condition, "seed": seed, "plain": block}
+
+
+def test_lift_matrix_pairs_each_student_with_its_own_control():
+    from traitbench.specificity import lift_matrix
+
+    words = ["owl", "cat", "dog"]
+    probes = {}
+    for s in words:
+        probes[s] = {"base": {"kind": "base"}}
+        for seed in (0, 1):
+            trait = {w: -5.0 + (1.0 if w == s else 0.1) + seed for w in words}
+            control = {w: -5.0 + seed for w in words}
+            probes[s][f"{s}/t{seed}"] = _probe("student", "k", "trait", seed, s, trait)
+            probes[s][f"{s}/c{seed}"] = _probe("student", "k", "control", seed, s, control)
+            probes[s][f"{s}/other{seed}"] = _probe("student", "other", "trait", seed, s, control)
+    lifts, seeds = lift_matrix(probes, words, "k")
+    assert seeds == [0, 1] and lifts.shape == (2, 3, 3)
+    expected = 0.1 + 0.9 * np.eye(3)
+    assert np.allclose(lifts[0], expected) and np.allclose(lifts[1], expected)
+    assert fit_specificity(lifts)["per_seed"] == pytest.approx([0.9, 0.9])
