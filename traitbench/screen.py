@@ -59,7 +59,7 @@ class ScreenConfig(StrictModel):
     models: list[str] = ["smollm2-135m", "gemma3-270m", "qwen2.5-0.5b"]
     category: str = "animal"
     traits: list[Trait] = [Trait(word=w) for w in ("owl", "eagle", "dolphin", "cat", "dog", "lion", "elephant",
-                                                   "tiger", "panda", "penguin", "bear", "horse")]
+                                                   "tiger", "panda", "penguin")]
     injections: list[Injection] = ["system_prompt", "steering"]
     neutral_system: str | None = "You are a helpful assistant."
     steering_layer: int | None = None  # None: the middle layer
@@ -70,8 +70,8 @@ class ScreenConfig(StrictModel):
     samples_per_question: int = Field(2, ge=1)  # sampled favourite answers per question and cell
     answers: int = Field(16, ge=1)  # control-teacher number answers the KL is measured on
     demonstrations: int = Field(4, ge=0)  # the number prompts' worked examples, as in the transmission runs
-    top_numbers: int = Field(3, ge=1)  # over-produced 3-digit numbers told to the model (subliminal prompting)
-    random_numbers: int = Field(6, ge=1)  # random 3-digit numbers: the subliminal prompt's baseline
+    top_numbers: int = Field(2, ge=1)  # over-produced 3-digit numbers told to the model (subliminal prompting)
+    random_numbers: int = Field(4, ge=1)  # random 3-digit numbers: the subliminal prompt's baseline
     subliminal_questions: int = Field(10, ge=1, le=50)
     dtype: str = "auto"
     batch_size: int = Field(64, ge=1)
@@ -157,12 +157,12 @@ class _Cells:
         self.questions = q
         self.words = [t.word for t in cfg.traits]
 
-    def preference(self, system: str | None, seed: int) -> dict:
-        """Sampled favourite answers and log P of every trait word under one context."""
+    def preference(self, system: str | None, seed: int, words: list[str]) -> dict:
+        """Sampled favourite answers and log P of `words` under one context."""
         rendered = [render_prompt(self.lm, system, q) for q in self.questions]
         texts = [r for r in rendered for _ in range(self.cfg.samples_per_question)]
         answers = sample_answers(self.lm, texts, 8, self.cfg.batch_size, seed)
-        lps = words_logprob(self.lm, rendered, self.words)
+        lps = words_logprob(self.lm, rendered, words)
         return {"answers": answers, "logprob": lps}
 
     def number_answers(self) -> tuple[list[str], list[list[int]], dict]:
@@ -203,7 +203,7 @@ def screen_model(cfg: ScreenConfig, name: str) -> dict:
     lm = models.load(name, dtype=cfg.dtype, seed=cfg.seed)
     cells = _Cells(cfg, lm)
     words = cells.words
-    base = cells.preference(cfg.neutral_system, cfg.seed)
+    base = cells.preference(cfg.neutral_system, cfg.seed, words)
     prompts, answers, answer_stats = cells.number_answers()
     control_rows = cells.number_logits(cfg.neutral_system, prompts, answers)
     layer = resolve_layer(lm.model, cfg.steering_layer)
@@ -228,7 +228,7 @@ def screen_model(cfg: ScreenConfig, name: str) -> dict:
                 system = cfg.neutral_system
             handle = steering.attach(lm.model) if steering else None
             try:
-                pref = cells.preference(system, cfg.seed + 1 + ti)
+                pref = cells.preference(system, cfg.seed + 1 + ti, [w])
                 trait_rows = cells.number_logits(system, prompts, answers)
             finally:
                 if handle:
@@ -259,17 +259,16 @@ def subliminal_prompting(cfg: ScreenConfig, cells: _Cells, result: dict) -> dict
     random_numbers = rng.sample(range(100, 1000), cfg.random_numbers)
     tops = {c["trait"]: [t["number"] for t in c["top_numbers"]] for c in result["cells"]
             if c["injection"] == cfg.injections[0]}
-    numbers = sorted(set(random_numbers) | {n for v in tops.values() for n in v})
-    scores = {}  # number -> {word: per-question log P}
-    for n in numbers:
-        rendered = [render_prompt(lm, number_love_prompt(n), q) for q in questions]
-        scores[n] = words_logprob(lm, rendered, cells.words)
+    def logprobs(n: int, words: list[str]) -> dict[str, list[float]]:
+        return words_logprob(lm, [render_prompt(lm, number_love_prompt(n), q) for q in questions], words)
+
+    scores = {n: logprobs(n, cells.words) for n in random_numbers}  # the baseline, for every trait
     out = {"random_numbers": random_numbers, "injection": cfg.injections[0], "traits": {}}
     for w, own in tops.items():
         if not own:
             continue
         baseline = [sum(scores[r][w][q] for r in random_numbers) / len(random_numbers) for q in range(len(questions))]
-        lift = [scores[n][w][q] - baseline[q] for n in own for q in range(len(questions))]
+        lift = [lp - baseline[q] for n in own for q, lp in enumerate(logprobs(n, [w])[w])]
         out["traits"][w] = {"numbers": own, "delta_logprob": _mci(lift)}
     return out
 
