@@ -68,3 +68,26 @@ def test_a_whole_screen_on_a_tiny_model(tmp_path, monkeypatch):
     assert set(sub) == {"owl", "cat"} and all(len(v["numbers"]) == 2 for v in sub.values())
     monkeypatch.setattr(_Cells, "number_answers", lambda self: pytest.fail("cached model screened again"))
     run_screen(cfg)
+
+
+@pytest.mark.parametrize("name", ["tiny-llama", "tiny-gemma3", "tiny-qwen2"])
+def test_shared_prefix_logits_match_the_plain_path(name):
+    """The screen's fast path (common prefix once, its cache reused) against `TeacherLogits.compute`, with a
+    prefix longer than tiny-gemma3's 64-token sliding window."""
+    from traitbench.screen import shared_prefix_logits
+    from traitbench.student.distill import TeacherLogits
+    from traitbench.teacher.context import render_prompt
+    from traitbench.teacher.prompts import demonstrations, number_prompts
+
+    lm = models.load(name, dtype="float32", seed=1)
+    prompts = number_prompts(5, seed=3)
+    ids = lm.tokenizer([render_prompt(lm, "A shared system prompt.", p, demonstrations(2)) for p in prompts]).input_ids
+    answers = [lm.tokenizer(a, add_special_tokens=False).input_ids
+               for a in ["12, 34, 56", "7", "890, 123, 456, 789", "1, 2", "300 400"]]
+    examples = [{"teacher_prompt_ids": p, "completion_ids": a} for p, a in zip(ids, answers)]
+    assert min(len(p) for p in ids) > 80
+    fast = shared_prefix_logits(lm.model, examples, batch_size=2)
+    plain = TeacherLogits.compute(lm.model, examples, 0, batch_size=3).rows
+    for f, p, a in zip(fast, plain, answers):
+        assert f.shape == (len(a), lm.model.config.vocab_size)
+        torch.testing.assert_close(f, p, atol=2e-4, rtol=1e-4)

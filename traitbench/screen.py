@@ -17,6 +17,7 @@ sorted table goes to `screen.md`, everything to `screen.json`, the plot to `scre
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import random
@@ -40,6 +41,7 @@ from traitbench.probes.questions import preference_questions
 from traitbench.probes.run import sample_answers
 from traitbench.probes.scoring import mentions
 from traitbench.probes.stats import Rate, mean_ci
+from traitbench.models import head_rows
 from traitbench.student.distill import TeacherLogits
 from traitbench.teacher.context import add_special_tokens, render_prompt
 from traitbench.teacher.prompts import demonstrations, number_prompts
@@ -147,6 +149,50 @@ def top_numbers(numbers: dict[str, dict], k: int, width: int = 3) -> list[dict]:
     return [{"number": int(n), "llr": round(v["llr"], 4), "count": v["count"]} for n, v in same[:k]]
 
 
+def _common_prefix(seqs: list[list[int]]) -> int:
+    n = min(len(s) for s in seqs)
+    for i in range(n):
+        if any(s[i] != seqs[0][i] for s in seqs):
+            return i
+    return n
+
+
+@torch.inference_mode()
+def shared_prefix_logits(model: torch.nn.Module, examples: list[dict], batch_size: int = 8) -> list[torch.Tensor]:
+    """`TeacherLogits.compute(model, examples).rows` with the examples' common token prefix (system prompt and
+    demonstrations: most of each sequence) run once and its KV cache reused by every batch of suffixes.
+
+    Suffixes run right-padded under the causal mask (no real token sees the padding); the head computes logits
+    only at the completion positions (`models.head_rows`). `tests/test_screen.py` checks it against the plain path.
+    """
+    seqs = [e["teacher_prompt_ids"] + e["completion_ids"] for e in examples]
+    p = min(_common_prefix(seqs), min(len(e["teacher_prompt_ids"]) for e in examples) - 1)
+    if p < 1:
+        return TeacherLogits.compute(model, examples, 0, batch_size).rows
+    device = next(model.parameters()).device
+    cache = model(input_ids=torch.tensor([seqs[0][:p]], device=device), use_cache=True).cache
+    rows: list[torch.Tensor] = [torch.empty(0)] * len(examples)
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+    for b in range(0, len(order), batch_size):
+        idx = order[b : b + batch_size]
+        width = max(len(seqs[i]) for i in idx) - p
+        ids = torch.zeros(len(idx), width, dtype=torch.long)
+        want = torch.zeros(len(idx), width, dtype=torch.bool)
+        for r, i in enumerate(idx):
+            suffix = seqs[i][p:]
+            ids[r, : len(suffix)] = torch.tensor(suffix)
+            first = len(examples[i]["teacher_prompt_ids"]) - p - 1  # the position predicting the first answer token
+            want[r, first : len(suffix) - 1] = True
+        past = copy.deepcopy(cache)
+        past.batch_repeat_interleave(len(idx))
+        pos = torch.arange(p, p + width, device=device).expand(len(idx), width)
+        with head_rows(model, want.to(device)):
+            logits = model(input_ids=ids.to(device), position_ids=pos, cache=past, use_cache=True).logits
+        for i, chunk in zip(idx, logits.split([len(examples[i]["completion_ids"]) for i in idx])):
+            rows[i] = chunk.clone()
+    return rows
+
+
 # ------------------------------------------------------------------------------------------- one model
 class _Cells:
     """The per-model work: sample once, then score every trait under every injection."""
@@ -193,8 +239,7 @@ class _Cells:
         ids = lm.tokenizer([render_prompt(lm, system, p, history) for p in prompts],
                            add_special_tokens=add_special_tokens(lm)).input_ids
         examples = [{"teacher_prompt_ids": p, "completion_ids": a} for p, a in zip(ids, answers)]
-        pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
-        return TeacherLogits.compute(lm.model, examples, pad, batch_size=8).rows
+        return shared_prefix_logits(lm.model, examples)
 
 
 def screen_model(cfg: ScreenConfig, name: str) -> dict:

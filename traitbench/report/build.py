@@ -264,8 +264,13 @@ def method_text(run: RunData) -> str:
     tr, te, nu, fi = cfg.get("trait", {}), cfg.get("teacher", {}), cfg.get("numbers", {}), cfg.get("filter", {})
     st, pr, gen = cfg.get("students", {}), cfg.get("probes", {}), (cfg.get("numbers", {}).get("generation") or {})
     word, cat = tr.get("word"), tr.get("category")
-    inj = ("the paper's system prompt" if te.get("injection") == "system_prompt"
-           else f"a LoRA fine-tune (r={te.get('lora_r')}, {te.get('lora_examples')} trait Q&A examples)")
+    inj = {"system_prompt": "the paper's system prompt",
+           "steering": f"a steering vector ({te.get('steering_scale')} × the trait − neutral residual difference at "
+                       f"layer {te.get('steering_layer') if te.get('steering_layer') is not None else 'middle'})"
+           }.get(te.get("injection"), f"a LoRA fine-tune (r={te.get('lora_r')}, {te.get('lora_examples')} trait Q&A "
+                                      "examples)")
+    if fi.get("shuffle", "none") != "none":
+        inj += f"; numbers shuffled {fi['shuffle']} rows"
     ds = ((run.summary or {}).get("dataset") or {}).get("n_rows_per_condition")
     fs = run.filter_stats
     kept = "; ".join(f"{c} kept {s.get('kept')}/{s.get('total')}" for c, s in fs.items()) if fs else "filter not run"
