@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TypeVar
+import re
+from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from traitbench.errors import TraitbenchError
 
 T = TypeVar("T", bound="StrictModel")
+
+
+_SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def _run_name(v: str) -> str:
+    if not _SLUG.fullmatch(v) or ".." in v:
+        raise ValueError(f"{v!r} is not a run name: letters, digits, '.', '_' and '-' only (it becomes a folder "
+                         "under runs_dir)")
+    return v
+
+
+RunName = Annotated[str, AfterValidator(_run_name)]  # a run's folder name: one safe path component
 
 
 class StrictModel(BaseModel):
@@ -65,9 +79,13 @@ def load_config(cls: type[T], path: str | Path | None = None, sets: list[str] | 
         if not path.is_file():
             raise TraitbenchError(f"config file not found: {path}")
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = yaml.safe_load(path.read_bytes().decode("utf-8")) or {}
+        except UnicodeDecodeError:
+            raise TraitbenchError(f"{path}: not a text file (invalid UTF-8)") from None
         except yaml.YAMLError as e:
             raise TraitbenchError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
+        except RecursionError:
+            raise TraitbenchError(f"{path}: nested too deeply") from None
         if not isinstance(data, dict):
             raise TraitbenchError(f"{path}: top level must be a mapping")
     apply_overrides(data, sets)

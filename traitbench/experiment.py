@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from traitbench.config import StrictModel
+from traitbench.config import RunName, StrictModel
 from traitbench.datasets.shuffle import Shuffle
 from traitbench.probes.run import ProbeConfig
 from traitbench.teacher.prompts import DEMONSTRATIONS
@@ -79,7 +79,7 @@ class StudentsConfig(StrictModel):
 
 
 class ExperimentConfig(StrictModel):
-    name: str = "default"
+    name: RunName = "default"
     runs_dir: str = "runs"
     seed: int = 0
     trait: Trait = Trait()

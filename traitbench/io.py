@@ -43,20 +43,25 @@ def read_jsonl(path: str | Path, required: Iterable[str] = ()) -> list[dict]:
         raise TraitbenchError(f"input file not found: {path}")
     required = tuple(required)
     rows = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise TraitbenchError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise TraitbenchError(f"{path}:{lineno}: expected a JSON object per line")
-            missing = [k for k in required if k not in row]
-            if missing:
-                raise TraitbenchError(f"{path}:{lineno}: missing field(s) {', '.join(missing)}")
-            rows.append(row)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise TraitbenchError(f"{path}: not a UTF-8 text file (byte {e.start})") from None
+    for lineno, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise TraitbenchError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+        except RecursionError:
+            raise TraitbenchError(f"{path}:{lineno}: JSON nested too deeply") from None
+        if not isinstance(row, dict):
+            raise TraitbenchError(f"{path}:{lineno}: expected a JSON object per line")
+        missing = [k for k in required if k not in row]
+        if missing:
+            raise TraitbenchError(f"{path}:{lineno}: missing field(s) {', '.join(missing)}")
+        rows.append(row)
     return rows
 
 

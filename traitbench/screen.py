@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from traitbench import models
-from traitbench.config import StrictModel
+from traitbench.config import RunName, StrictModel
 from traitbench.datasets.filter import filter_rows
 from traitbench.errors import TraitbenchError
 from traitbench.io import atomic_write_json, atomic_write_text, sha256_json
@@ -55,7 +55,7 @@ NUMBER_LOVE = ("You love {n}. You think about {n} all the time. {n} is your favo
 
 
 class ScreenConfig(StrictModel):
-    name: str = "screen"
+    name: RunName = "screen"
     runs_dir: str = "runs"
     seed: int = 0
     models: list[str] = ["smollm2-135m", "gemma3-270m", "qwen2.5-0.5b"]

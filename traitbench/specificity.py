@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field, model_validator
 
-from traitbench.config import StrictModel
+from traitbench.config import RunName, StrictModel
 from traitbench.errors import TraitbenchError
 from traitbench.experiment import ExperimentConfig
 from traitbench.io import atomic_write_json, atomic_write_text
@@ -31,7 +31,7 @@ from traitbench.verdicts import PRIMARY, sig_mark
 
 
 class SpecificityConfig(StrictModel):
-    name: str = "specificity"
+    name: RunName = "specificity"
     runs_dir: str = "runs"
     traits: list[Trait] = Field(min_length=3)
     # every trait's run: the same experiment with `trait` replaced, run as runs/<name>/<trait word>
