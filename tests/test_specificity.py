@@ -66,3 +66,40 @@ def test_lift_matrix_pairs_each_student_with_its_own_control():
     expected = 0.1 + 0.9 * np.eye(3)
     assert np.allclose(lifts[0], expected) and np.allclose(lifts[1], expected)
     assert fit_specificity(lifts)["per_seed"] == pytest.approx([0.9, 0.9])
+
+
+def test_specificity_run_on_tiny_models(tmp_path, monkeypatch):
+    """Three trait runs (a stubbed dataset stage: tiny random teachers write no clean number list), every student
+    probed on every trait's word, the fit, the table and the heatmap; the runs' manifests keep their timings."""
+    import json
+
+    from traitbench import pipeline
+    from traitbench.config import load_config
+    from traitbench.specificity import SpecificityConfig, run_specificity
+
+    def dataset(cfg):
+        out = {"n_rows": 4, "conditions": {}}
+        for c, offset in (("trait", 0), ("control", 500)):
+            rows = [{"prompt": f"Continue: {i}, {i + 1}", "completion": f"{offset + 3 * i}, {offset + 7 * i}",
+                     "numbers": [offset + 3 * i, offset + 7 * i]} for i in range(4)]
+            path = tmp_path / f"{cfg.trait.word}-{c}.jsonl"
+            path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+            out["conditions"][c] = {"train": str(path), "content_hash": f"{cfg.trait.word}-{c}",
+                                    "stats": {"total": 4, "kept": 4, "pass_rate": 1.0, "counts": {}}}
+        return out
+
+    monkeypatch.setattr(pipeline, "stage_dataset", dataset)
+    cfg = load_config(SpecificityConfig, None, [
+        f"runs_dir={tmp_path}", "traits=[{word: owl}, {word: cat}, {word: dog}]", "experiment.teacher.model=tiny-llama",
+        "experiment.students.models=[tiny-llama]", "experiment.students.seeds=[0, 1]",
+        "experiment.students.train={max_steps: 1, batch_size: 2, warmup_steps: 0, dtype: float32, lr: 0.05}",
+        "experiment.probes={n_questions: 2, samples_per_question: 1, answer_max_tokens: 2, numbers_prefixed: false, "
+        "open_ended_samples: 0, perplexity_tokens: 0, dtype: float32}"])
+    md = run_specificity(cfg)
+    result = json.loads((tmp_path / "specificity" / "specificity.json").read_text())
+    assert result["traits"] == ["owl", "cat", "dog"] and result["seeds"] == [0, 1] and result["student_kind"] == "lora"
+    assert len(result["fit"]["per_seed"]) == 2 and "γ" in md.read_text()
+    assert set(result["verdicts"]) == {"owl", "cat", "dog"}
+    assert (tmp_path / "specificity" / "specificity.png").stat().st_size > 0
+    stages = json.loads((tmp_path / "specificity" / "cat" / "manifest.json").read_text())["stages"]
+    assert stages["students"]["seconds"] > 0  # the runner reads the probes back instead of re-entering the stages

@@ -118,10 +118,15 @@ def lift_matrix(probes_by_trait: dict[str, dict], words: list[str], kind: str) -
     return out, seeds
 
 
+def _outputs(stage_dir: Path) -> dict:
+    """A finished stage's recorded outputs (read back rather than re-entering the stage)."""
+    return json.loads((stage_dir / "stage.json").read_text())["outputs"]
+
+
 def run_specificity(cfg: SpecificityConfig) -> Path:
     """Every trait's transmission run (cached), the lift matrix, the γ fit; writes specificity.{json,md,png}."""
-    from traitbench.pipeline import run_experiment
-    from traitbench.probes.stage import stage_probes
+    from traitbench.pipeline import run_dir, run_experiment
+    from traitbench.student.stage import student_jobs
 
     t0 = time.perf_counter()
     words = [t.word for t in cfg.traits]
@@ -132,7 +137,7 @@ def run_specificity(cfg: SpecificityConfig) -> Path:
             raise TraitbenchError(f"specificity: no student variant named {cfg.kind!r}")
         print(f"[specificity] trait {trait.word}: runs/{cfg.name}/{trait.word}")
         summary = run_experiment(ecfg)
-        probes[trait.word] = stage_probes(ecfg)  # cached: the probed models' results
+        probes[trait.word] = {job.id: _outputs(run_dir(ecfg) / "probes" / job.id) for job in student_jobs(ecfg)}
         verdicts[trait.word] = [v for v in json.loads(summary.read_text()).get("verdicts", [])
                                 if v["student_kind"] == cfg.kind]
     lifts, seeds = lift_matrix(probes, words, cfg.kind)
@@ -147,6 +152,11 @@ def run_specificity(cfg: SpecificityConfig) -> Path:
     return rd / "specificity.md"
 
 
+def _f(x: float | None, fmt: str) -> str:
+    """A number in `fmt`, or "–" where a test had none (no variation, too few seeds)."""
+    return "–" if x is None or x != x else format(x, fmt)
+
+
 def render_specificity(r: dict) -> str:
     words, g = r["traits"], r["fit"]["gamma"]
     lines = [f"# Trait specificity: {r['student_kind']} students of {len(words)} traits, {len(r['seeds'])} seeds",
@@ -156,9 +166,9 @@ def render_specificity(r: dict) -> str:
     mean = np.asarray(r["fit"]["mean_lift"])
     for a, s in enumerate(words):
         lines.append(f"| {s} | " + " | ".join(f"{mean[a, b]:+.3f}" for b in range(len(words))) + " |")
-    lines += ["", f"γ (own-trait lift beyond the student's and the word's general lift): {g['mean']:+.3f} "
-              f"[{g['ci95'][0]:+.3f}, {g['ci95'][1]:+.3f}] over {g['n_seeds']} seeds, p={g['p_value']:.2g} "
-              f"{sig_mark(g['p_value'])}, MDE {g['mde']:.3f}; per seed: "
+    lines += ["", f"γ (own-trait lift beyond the student's and the word's general lift): {_f(g['mean'], '+.3f')} "
+              f"[{_f(g['ci95'][0], '+.3f')}, {_f(g['ci95'][1], '+.3f')}] over {g['n_seeds']} seeds, "
+              f"p={_f(g['p_value'], '.2g')} {sig_mark(g['p_value'])}, MDE {_f(g['mde'], '.3f')}; per seed: "
               + ", ".join(f"{x:+.3f}" for x in r["fit"]["per_seed"]), "",
               "## Each trait's own verdict (its trait vs control students over seeds)", "",
               "| trait | Δlog P vs control (95% CI) | Holm p | trait rate vs control (pooled answers) | rate Δ (95% CI) | p |",
@@ -166,10 +176,11 @@ def render_specificity(r: dict) -> str:
     for w in words:
         for v in r["verdicts"].get(w, []):
             d, rt = v["delta_logprob_vs_control"], v.get("rate_vs_control", {})
-            lines.append(f"| {w} | {d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}] | {d.get('p_holm', float('nan')):.2g} "
-                         f"| {rt.get('trait', '–')} vs {rt.get('control', '–')} | "
-                         f"{rt.get('mean', float('nan')):+.4f} [{rt.get('ci95', [float('nan')] * 2)[0]:+.4f}, "
-                         f"{rt.get('ci95', [float('nan')] * 2)[1]:+.4f}] | {rt.get('p_value', float('nan')):.2g} |")
+            ci = rt.get("ci95") or [None, None]
+            lines.append(f"| {w} | {_f(d['mean'], '+.3f')} [{_f(d['ci95'][0], '+.3f')}, {_f(d['ci95'][1], '+.3f')}] "
+                         f"| {_f(d.get('p_holm'), '.2g')} | {rt.get('trait', '–')} vs {rt.get('control', '–')} "
+                         f"| {_f(rt.get('mean'), '+.4f')} [{_f(ci[0], '+.4f')}, {_f(ci[1], '+.4f')}] "
+                         f"| {_f(rt.get('p_value'), '.2g')} |")
     return "\n".join(lines) + "\n"
 
 
@@ -188,6 +199,6 @@ def plot_lifts(mean: np.ndarray, words: list[str], fit: dict, path: Path) -> Non
         for b in range(len(words)):
             ax.text(b, a, f"{mean[a, b]:+.2f}", ha="center", va="center", fontsize=8)
     g = fit["gamma"]
-    ax.set_title(f"lift vs control, nats (γ = {g['mean']:+.2f} [{g['ci95'][0]:+.2f}, {g['ci95'][1]:+.2f}])", fontsize=9)
+    ax.set_title(f"lift vs control, nats (γ = {_f(g['mean'], '+.2f')} [{_f(g['ci95'][0], '+.2f')}, {_f(g['ci95'][1], '+.2f')}])", fontsize=9)
     fig.colorbar(im, ax=ax, shrink=0.8)
     save_fig(fig, path)

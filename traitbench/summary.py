@@ -158,6 +158,10 @@ def _fmt_delta(d: dict) -> str:
     return f"{d['delta']:+.2f} [{lo:+.2f}, {hi:+.2f}]" + (f" p={p:.3g}" if p is not None else "")
 
 
+def _num(x: float | None) -> str:
+    return "—" if x is None else f"{x:.2f}"
+
+
 def summary_markdown(s: dict) -> str:
     lines = [f"# traitbench summary — {s['name']}", "",
              f"Trait: **{s['trait']['word']}** ({s['trait']['category']}); teacher `{s['teacher']['model']}` by "
@@ -169,7 +173,7 @@ def summary_markdown(s: dict) -> str:
         p, q = m.get("plain", {}), m.get("numbers_prefixed")
         lines.append(f"| {pid} | {_fmt_rate(p['rate'])} | {_fmt_delta(p['delta_logprob_vs_base'])} | "
                      f"{_fmt_rate(q['rate']) if q else '—'} | {p['diversity']['entropy_bits']:.2f} | "
-                     f"{p['diversity']['tail_mass_vs_base_top5']:.2f} | {m.get('perplexity', float('nan')):.2f} |")
+                     f"{_num(p['diversity']['tail_mass_vs_base_top5'])} | {m.get('perplexity', float('nan')):.2f} |")
     lines += verdict_markdown(s)
     lines += ["", "## Each trait student vs its control student (one training run each: not a transmission test)",
               "", "| student | relation | rate diff (95% CI), Fisher p | Δlog P vs control (95% CI), question-level p |",
