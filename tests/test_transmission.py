@@ -115,3 +115,4 @@ def test_steering_teacher_run(tmp_path, dataset):
     assert probe["teacher"]["system"] == probe["base/tiny-llama"]["system"]
     assert probe["teacher"]["plain"]["trait_logprob"]["mean"] != probe["base/tiny-llama"]["plain"]["trait_logprob"]["mean"]
     assert set(probe["teacher"]["plain"]["other_logprob"]) == {"cat"}
+    assert probe["teacher"]["plain"]["other_rates"]["cat"]["n"] == probe["teacher"]["plain"]["rate"]["n"]

@@ -35,8 +35,8 @@ class ProbeConfig(StrictModel):
     batch_size: int = Field(64, ge=1)
     dtype: str = "auto"
     context: str = "train"  # "train": the students' training context; "none": no system; else the system text
-    # other answers whose log P is recorded per question beside the trait's (e.g. the other traits of a
-    # specificity run): `{variant: {"other_logprob": {word: …}}}` in probe.json
+    # other answers whose log P (and, where answers are sampled, rate) is recorded beside the trait's (e.g. the
+    # other traits of a specificity run): `{variant: {"other_logprob": {word: …}, "other_rates": {word: …}}}`
     other_words: list[str] = []
     misalignment: MisalignmentConfig = MisalignmentConfig()  # judged free-form answers (off by default)
 
@@ -89,6 +89,8 @@ def preference(lm: LoadedModel, system: str | None, trait: str, category: str, c
     hits = [h for hs in hits_by_q for h in hs]
     dist = answer_distribution(answers)
     agg = {"rate": Rate.from_hits(hits).to_dict(),
+           **({"other_rates": {w: Rate.from_hits([mentions(a, w) for a in answers]).to_dict() for w in cfg.other_words}}
+              if cfg.other_words else {}),
            "rate_question_bootstrap": cluster_bootstrap_rate(hits_by_q, seed=seed).to_dict(),
            "answers": dict(dist.most_common()), "entropy_bits": entropy_bits(dist), "distinct": len(dist),
            "top1_mass": top1_mass(dist)}
