@@ -14,12 +14,16 @@ DEFAULT_CONFIG = "configs/default.yaml"
 AUDIT_CONFIG = "configs/audit.yaml"
 
 
+def _config_path(args, default: str) -> str | None:
+    """--config, else `default` where it exists (a run from the repository), else None (the code defaults)."""
+    return args.config if args.config or not os.path.exists(default) else default
+
+
 def _experiment(args):
     from traitbench.config import load_config
     from traitbench.experiment import ExperimentConfig
 
-    path = args.config if args.config or not os.path.exists(DEFAULT_CONFIG) else DEFAULT_CONFIG
-    return load_config(ExperimentConfig, path, args.set)
+    return load_config(ExperimentConfig, _config_path(args, DEFAULT_CONFIG), args.set)
 
 
 def cmd_models(args) -> int:
@@ -117,7 +121,7 @@ def cmd_audit(args) -> int:
     from traitbench.config import load_config
     from traitbench.report.audit import AuditConfig, run_audit
 
-    path = args.config if args.config or not os.path.exists(AUDIT_CONFIG) else AUDIT_CONFIG
+    path = _config_path(args, AUDIT_CONFIG)
     report, status = run_audit(args.dataset, args.teacher, args.trait, load_config(AuditConfig, path, args.set), args.out)
     for t in report["traits"]:
         print(f"[audit] {t['trait']}: {t['verdict']}" + (f" — {t['reason']}" if t["reason"] else ""))
@@ -145,26 +149,22 @@ def cmd_bench(args) -> int:
     return 0
 
 
-def cmd_screen(args) -> int:
-    from traitbench.config import load_config
-    from traitbench.screen import ScreenConfig, run_screen
+def _analysis(name: str, module: str, config_cls: str, run: str):
+    """A command that runs `traitbench.<module>.<run>` on its config (default `configs/<name>.yaml`) and prints
+    the Markdown table it returns beside the JSON and PNG written with it."""
+    def command(args) -> int:
+        import importlib
 
-    path = args.config if args.config or not os.path.exists("configs/screen.yaml") else "configs/screen.yaml"
-    md = run_screen(load_config(ScreenConfig, path, args.set))
-    print(md.read_text())
-    print(f"[screen] {md}, {md.with_name('screen.json')}, {md.with_name('screen.png')}")
-    return 0
+        from traitbench.config import load_config
 
+        mod = importlib.import_module(f"traitbench.{module}")
+        cfg = load_config(getattr(mod, config_cls), _config_path(args, f"configs/{name}.yaml"), args.set)
+        md = getattr(mod, run)(cfg)
+        print(md.read_text())
+        print(f"[{name}] {md}, {md.with_suffix('.json')}, {md.with_suffix('.png')}")
+        return 0
 
-def cmd_specificity(args) -> int:
-    from traitbench.config import load_config
-    from traitbench.specificity import SpecificityConfig, run_specificity
-
-    path = args.config if args.config or not os.path.exists("configs/specificity.yaml") else "configs/specificity.yaml"
-    md = run_specificity(load_config(SpecificityConfig, path, args.set))
-    print(md.read_text())
-    print(f"[specificity] {md}, {md.with_name('specificity.json')}, {md.with_name('specificity.png')}")
-    return 0
+    return command
 
 
 def cmd_corpus(args) -> int:
@@ -244,10 +244,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=cmd_bench)
     with_config(sub.add_parser("screen", help="channel screen (no training): per model, trait and injection, the "
                                "teacher's strength, KL at number tokens, over-produced numbers, subliminal prompting"),
-                "configs/screen.yaml").set_defaults(func=cmd_screen)
+                "configs/screen.yaml").set_defaults(func=_analysis("screen", "screen", "ScreenConfig", "run_screen"))
     with_config(sub.add_parser("specificity", help="one transmission run per trait, every student probed on every "
                                "trait: the own-trait lift γ over seeds, and each trait's verdicts"),
-                "configs/specificity.yaml").set_defaults(func=cmd_specificity)
+                "configs/specificity.yaml").set_defaults(
+        func=_analysis("specificity", "specificity", "SpecificityConfig", "run_specificity"))
     x = sub.add_parser("export", help="export probe results: inspect_ai eval logs or lm-eval-style results")
     x.add_argument("run", metavar="RUN")
     x.add_argument("--format", required=True, choices=["inspect", "lm-eval"])
