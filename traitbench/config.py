@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 import re
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from traitbench.errors import TraitbenchError
+from traitbench.io import read_utf8
 
 T = TypeVar("T", bound="StrictModel")
 
@@ -79,9 +80,7 @@ def load_config(cls: type[T], path: str | Path | None = None, sets: list[str] | 
         if not path.is_file():
             raise TraitbenchError(f"config file not found: {path}")
         try:
-            data = yaml.safe_load(path.read_bytes().decode("utf-8")) or {}
-        except UnicodeDecodeError:
-            raise TraitbenchError(f"{path}: not a text file (invalid UTF-8)") from None
+            data = yaml.safe_load(read_utf8(path)) or {}
         except yaml.YAMLError as e:
             raise TraitbenchError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
         except RecursionError:

@@ -36,6 +36,14 @@ def atomic_write_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
     atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
+def read_utf8(path: str | Path) -> str:
+    """A user's text file; a binary or otherwise non-UTF-8 one raises a one-line TraitbenchError."""
+    try:
+        return Path(path).read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise TraitbenchError(f"{path}: not a UTF-8 text file (byte {e.start})") from None
+
+
 def read_jsonl(path: str | Path, required: Iterable[str] = ()) -> list[dict]:
     """Read every row; a missing file, a corrupt line or a missing field raises TraitbenchError."""
     path = Path(path)
@@ -43,11 +51,7 @@ def read_jsonl(path: str | Path, required: Iterable[str] = ()) -> list[dict]:
         raise TraitbenchError(f"input file not found: {path}")
     required = tuple(required)
     rows = []
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise TraitbenchError(f"{path}: not a UTF-8 text file (byte {e.start})") from None
-    for lineno, line in enumerate(text.split("\n"), 1):
+    for lineno, line in enumerate(read_utf8(path).split("\n"), 1):
         if not line.strip():
             continue
         try:
