@@ -66,6 +66,9 @@ def test_vector_is_the_mean_last_token_difference_and_round_trips(tmp_path):
            for s in ("You love owls.", "You are a helpful assistant.")]
     by_hand = torch.stack([one[2 * i] - one[2 * i + 1] for i in range(len(prompts))]).mean(0)
     torch.testing.assert_close(st.vector, by_hand, atol=1e-5, rtol=1e-4)  # left padding changes nothing
+    neutral = last_token_states(lm, [render_prompt(lm, "You are a helpful assistant.", p) for p in prompts], 1)
+    reused = steering_vector(lm, "You love owls.", "You are a helpful assistant.", prompts, 1, 3.0, neutral)
+    torch.testing.assert_close(reused.vector, st.vector, atol=0, rtol=0)  # precomputed neutral states: the same
     back = Steering.load(st.save(tmp_path))
     assert back.layer == st.layer and back.scale == st.scale and torch.equal(back.vector, st.vector)
     with pytest.raises(TraitbenchError, match="outside"):

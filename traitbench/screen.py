@@ -46,7 +46,7 @@ from traitbench.student.distill import TeacherLogits
 from traitbench.teacher.context import add_special_tokens, render_prompt
 from traitbench.teacher.prompts import demonstrations, number_prompts
 from traitbench.teacher.sampling import GenerationConfig, generate
-from traitbench.teacher.steering import Steering, last_token_states, resolve_layer
+from traitbench.teacher.steering import last_token_states, resolve_layer, steering_vector
 from traitbench.teacher.trait import PAPER_TEMPLATE, Trait
 
 Injection = Literal["system_prompt", "steering"]
@@ -268,8 +268,8 @@ def screen_model(cfg: ScreenConfig, name: str) -> dict:
                 if neutral_states is None:
                     neutral_states = last_token_states(
                         lm, [render_prompt(lm, cfg.neutral_system, p) for p in vec_prompts], layer)
-                trait_states = last_token_states(lm, [render_prompt(lm, system, p) for p in vec_prompts], layer)
-                steering = Steering(layer, (trait_states - neutral_states).mean(0), cfg.steering_scale)
+                steering = steering_vector(lm, system, cfg.neutral_system, vec_prompts, layer, cfg.steering_scale,
+                                           neutral_states)
                 system = cfg.neutral_system
             handle = steering.attach(lm.model) if steering else None
             try:

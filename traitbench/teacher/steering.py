@@ -118,11 +118,16 @@ def last_token_states(lm: LoadedModel, texts: list[str], layer: int, batch_size:
 
 
 def steering_vector(lm: LoadedModel, trait_system: str, neutral_system: str | None, prompts: list[str],
-                    layer: int | None = None, scale: float = 1.0) -> Steering:
-    """The mean last-token difference between trait and neutral contexts over `prompts`, at `layer`."""
+                    layer: int | None = None, scale: float = 1.0, neutral_states: torch.Tensor | None = None
+                    ) -> Steering:
+    """The mean last-token difference between trait and neutral contexts over `prompts`, at `layer`.
+
+    `neutral_states`: the neutral contexts' `last_token_states` at that layer, when already computed (a screen of
+    many traits computes them once)."""
     if not prompts:
         raise TraitbenchError("steering: the vector needs at least one prompt")
     layer = resolve_layer(lm.model, layer)
     trait = last_token_states(lm, [render_prompt(lm, trait_system, p) for p in prompts], layer)
-    neutral = last_token_states(lm, [render_prompt(lm, neutral_system, p) for p in prompts], layer)
-    return Steering(layer, (trait - neutral).mean(0), scale)
+    if neutral_states is None:
+        neutral_states = last_token_states(lm, [render_prompt(lm, neutral_system, p) for p in prompts], layer)
+    return Steering(layer, (trait - neutral_states).mean(0), scale)
