@@ -117,8 +117,8 @@ def stage_numbers(cfg: ExperimentConfig, condition: str) -> dict:
     stop_rows = cfg.filter.max_rows if cfg.numbers.stop_at_max_rows else None
     key = {"numbers": cfg.numbers.model_dump(), "setup": setup.to_dict(), "seed": cfg.seed, "reject_limits": limits,
            "stop_at": {"filter": cfg.filter.model_dump(exclude={"shuffle"}), "trait": cfg.trait.word} if stop_rows else None,
-           "teacher_stage": teacher_out.get("lora", teacher_out.get("steering", {})).get(
-               "adapter_hash" if "lora" in teacher_out else "sha256"),
+           "teacher_stage": (teacher_out.get("lora") or {}).get("adapter_hash")
+           or (teacher_out.get("steering") or {}).get("sha256"),  # the trait's weights, when trained or computed
            "model_hashes": models.file_hashes(cfg.teacher.model)}
     stage = Stage(run_dir(cfg) / "numbers" / condition, key)
     raw = stage.dir / "raw.jsonl"
