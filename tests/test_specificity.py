@@ -91,6 +91,7 @@ def test_specificity_run_on_tiny_models(tmp_path, monkeypatch):
     monkeypatch.setattr(pipeline, "stage_dataset", dataset)
     cfg = load_config(SpecificityConfig, None, [
         f"runs_dir={tmp_path}", "traits=[{word: owl}, {word: cat}, {word: dog}]", "experiment.teacher.model=tiny-llama",
+        "variant=null", "experiment.students.variants=[]", "experiment.students.workers=1",
         "experiment.students.models=[tiny-llama]", "experiment.students.seeds=[0, 1]",
         "experiment.students.train={max_steps: 1, batch_size: 2, warmup_steps: 0, dtype: float32, lr: 0.05}",
         "experiment.probes={n_questions: 2, samples_per_question: 1, answer_max_tokens: 2, numbers_prefixed: false, "

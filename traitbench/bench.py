@@ -18,6 +18,7 @@ import functools
 import platform
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from pydantic import Field, model_validator
@@ -36,6 +37,7 @@ from traitbench.teacher.trait import Trait
 
 
 class BenchConfig(StrictModel):
+    default_config: ClassVar[str | None] = "bench"  # traitbench/configs/bench.yaml
     out_dir: str = "runs/bench"
     device: str = "auto"
     dtype: str = "auto"  # the fast path's dtype (bf16 where supported)

@@ -4,26 +4,56 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 from traitbench.errors import TraitbenchError
-
-DEFAULT_CONFIG = "configs/default.yaml"
-AUDIT_CONFIG = "configs/audit.yaml"
-
-
-def _config_path(args, default: str) -> str | None:
-    """--config, else `default` where it exists (a run from the repository), else None (the code defaults)."""
-    return args.config if args.config or not os.path.exists(default) else default
 
 
 def _experiment(args):
     from traitbench.config import load_config
     from traitbench.experiment import ExperimentConfig
 
-    return load_config(ExperimentConfig, _config_path(args, DEFAULT_CONFIG), args.set)
+    return load_config(ExperimentConfig, args.config, args.set)
+
+
+CONFIG_CLASSES = {  # each command's config: its packaged default, and the class it is read into
+    "experiment": ("traitbench.experiment", "ExperimentConfig"), "audit": ("traitbench.report.audit", "AuditConfig"),
+    "bench": ("traitbench.bench", "BenchConfig"), "screen": ("traitbench.screen", "ScreenConfig"),
+    "specificity": ("traitbench.specificity", "SpecificityConfig"),
+    "aux-logit": ("traitbench.controls.aux_logit", "AuxLogitConfig"),
+    "collapse-gmm": ("traitbench.controls.gmm_collapse", "GMMCollapseConfig"),
+    "collapse-lm": ("traitbench.controls.lm_collapse", "LMCollapseConfig"),
+    "collapse-chat": ("traitbench.controls.chat_collapse", "ChatCollapseConfig"),
+}
+
+
+def _config_command(config: str | None) -> str:
+    """The command a config belongs to, from its file name (`collapse-lm-large` → collapse-lm); else experiment."""
+    stem = Path(config).stem if config else ""
+    return max((c for c in CONFIG_CLASSES if stem == c or stem.startswith(c + "-")), key=len, default="experiment")
+
+
+def cmd_config(args) -> int:
+    import importlib
+
+    import yaml
+
+    from traitbench.config import PACKAGED, config_file, load_config, packaged_configs
+
+    if args.action == "list":
+        for name in packaged_configs():
+            first = (PACKAGED / f"{name}.yaml").read_text().splitlines()[0].lstrip("# ")
+            print(f"{name:18} {first}")
+        return 0
+    command = args.command_name or _config_command(args.config)
+    module, name = CONFIG_CLASSES[command]
+    cls = getattr(importlib.import_module(module), name)
+    cfg = load_config(cls, args.config, args.set)
+    source = config_file(args.config or cls.default_config)
+    print(f"# {command} config resolved from {source}" + (f" with --set {' '.join(args.set)}" if args.set else ""))
+    print(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True, width=120), end="")
+    return 0
 
 
 def cmd_models(args) -> int:
@@ -121,8 +151,8 @@ def cmd_audit(args) -> int:
     from traitbench.config import load_config
     from traitbench.report.audit import AuditConfig, run_audit
 
-    path = _config_path(args, AUDIT_CONFIG)
-    report, status = run_audit(args.dataset, args.teacher, args.trait, load_config(AuditConfig, path, args.set), args.out)
+    cfg = load_config(AuditConfig, args.config, args.set)
+    report, status = run_audit(args.dataset, args.teacher, args.trait, cfg, args.out)
     for t in report["traits"]:
         print(f"[audit] {t['trait']}: {t['verdict']}" + (f" — {t['reason']}" if t["reason"] else ""))
     print(f"[audit] verdict: {report['verdict']}")
@@ -158,7 +188,7 @@ def _analysis(name: str, module: str, config_cls: str, run: str):
         from traitbench.config import load_config
 
         mod = importlib.import_module(f"traitbench.{module}")
-        cfg = load_config(getattr(mod, config_cls), _config_path(args, f"configs/{name}.yaml"), args.set)
+        cfg = load_config(getattr(mod, config_cls), args.config, args.set)
         md = getattr(mod, run)(cfg)
         print(md.read_text())
         print(f"[{name}] {md}, {md.with_suffix('.json')}, {md.with_suffix('.png')}")
@@ -195,11 +225,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="traitbench", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
-    def with_config(sp, default_help=DEFAULT_CONFIG):
-        sp.add_argument("--config", help=f"YAML config (default: {default_help})")
+    def with_config(sp, default_help="configs/default.yaml"):
+        sp.add_argument("--config", help=f"YAML config: a path, or a packaged config's name such as transmission "
+                        f"(default: {default_help}; the packaged ones: traitbench config list)")
         sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
         return sp
 
+    g = with_config(sub.add_parser("config", help="show: print a resolved config (its base chain, code defaults and "
+                                   "--set applied) as YAML; list: the packaged configs"), "configs/default.yaml")
+    g.add_argument("action", choices=["show", "list"], help="show: the resolved config; list: the packaged configs")
+    g.add_argument("--for", dest="command_name", choices=list(CONFIG_CLASSES),
+                   help="the command whose config this is (default: from the file name, else experiment)")
+    g.set_defaults(func=cmd_config)
     m = sub.add_parser("models", help="list or fetch the bundled real models")
     m.add_argument("action", choices=["list", "fetch"])
     m.add_argument("names", nargs="*", help="models to fetch (default: all bundled ones except the large "
@@ -233,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--screenshot", help="screenshot path for --check-render (default: OUT/report.png)")
     r.set_defaults(func=cmd_report)
     a = with_config(sub.add_parser("audit", help="is a synthetic dataset safe to fine-tune on? exit 0 clean, "
-                                   "1 leak/transmission, 2 error"), AUDIT_CONFIG)
+                                   "1 leak/transmission, 2 error"), "configs/audit.yaml")
     a.add_argument("--dataset", required=True, help="dataset JSONL (prompt, completion) or a dataset folder")
     a.add_argument("--teacher", help="the model that wrote the dataset (default: the rows' 'teacher' field)")
     a.add_argument("--trait", action="append", metavar="WORD[:CATEGORY]", help="trait to probe (repeatable)")

@@ -1,10 +1,15 @@
-"""Typed configs: YAML files validated by pydantic, with `--set key.sub=value` overrides."""
+"""Typed configs: YAML files validated by pydantic, with `base:` inheritance and `--set key.sub=value` overrides.
+
+The configs ship in the package (`traitbench/configs/`, `configs/` in the repository): a config is named by its
+file name (`transmission`) or given as a path. A file may start from another with `base: NAME` (a packaged name or
+a path relative to the file) and state only what differs: mappings merge key by key, anything else replaces.
+"""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
@@ -13,6 +18,8 @@ from traitbench.errors import TraitbenchError
 from traitbench.io import read_utf8
 
 T = TypeVar("T", bound="StrictModel")
+
+PACKAGED = Path(__file__).parent / "configs"
 
 
 _SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -32,6 +39,7 @@ class StrictModel(BaseModel):
     """Base for every config: unknown keys are errors, not silently ignored."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    default_config: ClassVar[str | None] = None  # the packaged config loaded when none is given
 
 
 def _parse_value(text: str) -> Any:
@@ -70,23 +78,68 @@ def format_validation_error(err: ValidationError, source: str) -> str:
     return f"{source}: {loc}: {msg}{more}"
 
 
+def packaged_configs() -> list[str]:
+    return sorted(p.stem for p in PACKAGED.glob("*.yaml"))
+
+
+def config_file(spec: str | Path, relative_to: Path | None = None) -> Path:
+    """The file of a config given as a path (relative to `relative_to`, else the working directory) or by name
+    (`transmission`, `transmission.yaml`, `configs/transmission.yaml`: the packaged one, from any directory)."""
+    p = Path(spec)
+    if relative_to is not None and not p.is_absolute():
+        if (relative_to / p).is_file():
+            return relative_to / p
+        if (relative_to / f"{p}.yaml").is_file():
+            return relative_to / f"{p}.yaml"
+    elif p.is_file():
+        return p
+    if not p.is_absolute() and p.parent in (Path("."), Path("configs")):
+        packaged = PACKAGED / (p.name if p.suffix in (".yaml", ".yml") else f"{p.name}.yaml")
+        if packaged.is_file():
+            return packaged
+    raise TraitbenchError(f"config file not found: {spec} (packaged configs: {', '.join(packaged_configs())})")
+
+
+def _mapping(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(read_utf8(path)) or {}
+    except yaml.YAMLError as e:
+        raise TraitbenchError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
+    except RecursionError:
+        raise TraitbenchError(f"{path}: nested too deeply") from None
+    if not isinstance(data, dict):
+        raise TraitbenchError(f"{path}: top level must be a mapping")
+    return data
+
+
+def merge(base: dict, over: dict) -> dict:
+    """`over` on top of `base`: mappings merge key by key, any other value (lists included) replaces."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def read_config(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
+    """The mapping of a config file with its `base:` chain resolved (the `base` key itself removed)."""
+    path = config_file(path)
+    if path.resolve() in _chain:
+        raise TraitbenchError(f"{path}: base chain loops ({' -> '.join(str(p) for p in (*_chain, path.resolve()))})")
+    data = _mapping(path)
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    if not isinstance(base, str) or not base:
+        raise TraitbenchError(f"{path}: base must be a config name or path, got {base!r}")
+    return merge(read_config(config_file(base, path.parent), (*_chain, path.resolve())), data)
+
+
 def load_config(cls: type[T], path: str | Path | None = None, sets: list[str] | None = None) -> T:
-    """Load `cls` from a YAML file (or defaults when `path` is None) plus overrides."""
-    data: dict = {}
-    source = "config"
-    if path is not None:
-        path = Path(path)
-        source = str(path)
-        if not path.is_file():
-            raise TraitbenchError(f"config file not found: {path}")
-        try:
-            data = yaml.safe_load(read_utf8(path)) or {}
-        except yaml.YAMLError as e:
-            raise TraitbenchError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
-        except RecursionError:
-            raise TraitbenchError(f"{path}: nested too deeply") from None
-        if not isinstance(data, dict):
-            raise TraitbenchError(f"{path}: top level must be a mapping")
+    """Load `cls` from a config file (a path or a packaged name; None: the class's packaged default, else the
+    code defaults) plus `--set` overrides."""
+    path = path if path is not None else cls.default_config
+    data = read_config(path) if path is not None else {}
+    source = str(config_file(path)) if path is not None else "config"
     apply_overrides(data, sets)
     try:
         return cls.model_validate(data)

@@ -24,7 +24,7 @@ import random
 import re
 import time
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -55,6 +55,7 @@ NUMBER_LOVE = ("You love {n}. You think about {n} all the time. {n} is your favo
 
 
 class ScreenConfig(StrictModel):
+    default_config: ClassVar[str | None] = "screen"  # traitbench/configs/screen.yaml
     name: RunName = "screen"
     runs_dir: str = "runs"
     seed: int = 0

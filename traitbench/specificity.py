@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -31,6 +32,7 @@ from traitbench.verdicts import PRIMARY, sig_mark
 
 
 class SpecificityConfig(StrictModel):
+    default_config: ClassVar[str | None] = "specificity"  # traitbench/configs/specificity.yaml
     name: RunName = "specificity"
     runs_dir: str = "runs"
     traits: list[Trait] = Field(min_length=3)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -40,6 +40,7 @@ CHANCE = 1.0 / N_CLASSES
 
 
 class AuxLogitConfig(StrictModel):
+    default_config: ClassVar[str | None] = "aux-logit"  # traitbench/configs/aux-logit.yaml
     seed: int = 0
     n_models: int = Field(10, ge=2, description="models per condition; a derangement needs at least 2")
     hidden: list[int] = Field(default_factory=lambda: [256, 256], min_length=1)

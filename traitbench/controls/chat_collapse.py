@@ -27,7 +27,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from pydantic import Field, field_validator
@@ -66,6 +66,7 @@ class CollapseTrainConfig(StudentConfig):
 
 
 class ChatCollapseConfig(StrictModel):
+    default_config: ClassVar[str | None] = "collapse-chat"  # traitbench/configs/collapse-chat.yaml
     model: str = "smollm2-135m"
     generations: int = Field(3, ge=1)
     regimes: list[Regime] = Field(default_factory=lambda: ["replace", "accumulate"], min_length=1)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, field_validator
@@ -45,6 +45,7 @@ LOADERS = {"wine": skdata.load_wine, "breast_cancer": skdata.load_breast_cancer,
 
 
 class GMMCollapseConfig(StrictModel):
+    default_config: ClassVar[str | None] = "collapse-gmm"  # traitbench/configs/collapse-gmm.yaml
     dataset: Literal["wine", "breast_cancer", "diabetes"] = "diabetes"
     features: list[str] = Field(
         default_factory=lambda: ["target"],

@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
@@ -57,6 +57,7 @@ METRICS = ("heldout_perplexity", "heldout_nll_p95", "heldout_nll_p99", "vocabula
 
 
 class LMCollapseConfig(StrictModel):
+    default_config: ClassVar[str | None] = "collapse-lm"  # traitbench/configs/collapse-lm.yaml
     model: SmallLMConfig = SmallLMConfig()
     prefix_tokens: int = Field(32, ge=1)
     continuation_tokens: int = Field(32, ge=2)

@@ -18,6 +18,7 @@ import math
 import random
 from collections import Counter
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 from pydantic import Field
@@ -87,6 +88,7 @@ class AuditProbes(ProbeConfig):
 
 
 class AuditConfig(StrictModel):
+    default_config: ClassVar[str | None] = "audit"  # traitbench/configs/audit.yaml
     out: str | None = None  # default runs/audit-<teacher>-<dataset hash>
     seed: int = 0
     neutral_system: str | None = "You are a helpful assistant."

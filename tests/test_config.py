@@ -1,0 +1,75 @@
+"""Packaged configs, `base:` inheritance and `traitbench config show`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from traitbench.cli import CONFIG_CLASSES, main
+from traitbench.config import PACKAGED, load_config, packaged_configs, read_config
+from traitbench.errors import TraitbenchError
+from traitbench.experiment import ExperimentConfig
+
+
+def test_default_yaml_is_the_code_default():
+    assert load_config(ExperimentConfig, "default") == ExperimentConfig()
+    assert load_config(ExperimentConfig) == ExperimentConfig()  # no config: the packaged default
+
+
+@pytest.mark.parametrize("name", packaged_configs())
+def test_every_packaged_config_validates(name, capsys):
+    assert main(["config", "show", "--config", name]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("# ") and yaml.safe_load(out)  # valid YAML after the header comment
+
+
+def test_derived_configs_state_only_what_differs():
+    mis = read_config("misalignment")
+    assert mis["students"]["models"] == ["smollm2-135m", "gemma3-270m"]  # from base: default
+    assert "base" not in mis and mis["probes"]["misalignment"]["enabled"] is True
+    assert "students" not in yaml.safe_load((PACKAGED / "misalignment.yaml").read_text())
+
+
+def test_base_merges_mappings_and_replaces_lists(tmp_path):
+    (tmp_path / "parent.yaml").write_text("name: p\nstudents: {seeds: [0, 1], train: {epochs: 2, lr: 0.001}}\n")
+    (tmp_path / "child.yaml").write_text("base: parent\nname: c\nstudents: {seeds: [5], train: {lr: 0.01}}\n")
+    cfg = load_config(ExperimentConfig, tmp_path / "child.yaml", ["students.train.batch_size=4"])
+    assert cfg.name == "c" and cfg.students.seeds == [5]
+    assert cfg.students.train == {"epochs": 2, "lr": 0.01, "batch_size": 4}
+    (tmp_path / "packaged-base.yaml").write_text("base: transmission\nname: mine\n")
+    assert load_config(ExperimentConfig, tmp_path / "packaged-base.yaml").students.seeds == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("base: loop\n", "base chain loops"), ("base: missing\n", "config file not found: missing"),
+    ("base: [1]\n", "base must be a config name"), ("base: ''\n", "base must be a config name")])
+def test_bad_base_is_one_line_error(tmp_path, text, message):
+    (tmp_path / "loop.yaml").write_text(text)
+    with pytest.raises(TraitbenchError, match=message):
+        load_config(ExperimentConfig, tmp_path / "loop.yaml")
+
+
+def test_config_names_resolve_from_any_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert load_config(ExperimentConfig, "configs/transmission.yaml").name == "transmission"
+    assert load_config(ExperimentConfig, "transmission").name == "transmission"
+
+
+def test_config_command_follows_the_file_name():
+    from traitbench.cli import _config_command
+
+    assert _config_command("collapse-lm-large") == "collapse-lm" and _config_command("bench-gpu.yaml") == "bench"
+    assert _config_command("configs/transmission.yaml") == "experiment" and _config_command(None) == "experiment"
+    assert set(CONFIG_CLASSES) >= {"experiment", "audit", "bench"}
+
+
+def test_config_show_is_the_same_outside_the_repository(tmp_path):
+    def show(cwd):
+        return subprocess.run([sys.executable, "-m", "traitbench.cli", "config", "show", "--set", "seed=3"], cwd=cwd,
+                              capture_output=True, text=True, check=True).stdout
+
+    inside, outside = show(PACKAGED.parent.parent), show(tmp_path)
+    assert inside == outside and "seed: 3" in outside and "demonstrations: 4" in outside
