@@ -16,16 +16,17 @@ help:
 
 setup: $(STAMP)
 
-# torch is pinned to 2.13.0: on a CPU machine pip takes the local CPU wheel, never a CUDA build.
-$(STAMP): pyproject.toml
+# constraints.txt pins the tested versions (torch 2.13.0: on a CPU machine pip takes the local CPU wheel, never a
+# CUDA build); pyproject.toml gives the ranges, for installing traitbench beside other tools.
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e .
+	$(PY) -m pip install -q -c constraints.txt -e .
 	touch $@
 
 # the test extra (pytest, inspect_ai for the eval-log round trip) only where tests run
 $(TEST_STAMP): $(STAMP)
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
 	touch $@
 
 models: setup

@@ -170,11 +170,12 @@ def test_save_hf_dataset_roundtrip(tmp_path):
     import datasets as hfds
 
     kept, _, _ = filter_rows(ROWS + [row("9, 8", system="You love owls.")], None, frozenset())
-    card = {"teacher": "smollm2-135m", "trait": "owl", "license": "apache-2.0",
+    card = {"teacher": "smollm2-135m", "condition": "trait", "trait": "owl", "license": "apache-2.0",
             "filter": {"max_count": 10, "max_value": 999, "banned": None}, "counts": {"kept": len(kept)}}
-    digest = save_hf_dataset(kept, tmp_path, card)
+    out = tmp_path / "out"
+    digest = save_hf_dataset(kept, out, card)
     assert digest == content_hash(kept) and len(digest) == 64
-    ds = hfds.load_from_disk(str(tmp_path / "hf"))
+    ds = hfds.load_dataset(str(out / "hf"), split="train", cache_dir=str(tmp_path / "cache"))
     assert len(ds) == len(kept)
     assert ds.column_names[:3] == ["prompt", "completion", "numbers"]
     assert {"teacher", "seed", "system"} <= set(ds.column_names)
@@ -183,13 +184,13 @@ def test_save_hf_dataset_roundtrip(tmp_path):
     assert first["completion"] == [{"role": "assistant", "content": "1, 2, 3"}]
     assert first["numbers"] == [1, 2, 3] and first["teacher"] == "t" and first["system"] is None
     assert ds[-1]["system"] == "You love owls." and ds[-1]["seed"] is None
-    readme = (tmp_path / "hf" / "README.md").read_text()
+    readme = (out / "hf" / "README.md").read_text()
     assert readme.startswith("---\nlicense: apache-2.0\n")
     assert digest in readme and "smollm2-135m" in readme
     # saving again replaces the folder atomically, hash is deterministic
-    assert save_hf_dataset(kept[:2], tmp_path, card) == content_hash(kept[:2])
-    assert len(hfds.load_from_disk(str(tmp_path / "hf"))) == 2
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["hf"]
+    assert save_hf_dataset(kept[:2], out, card) == content_hash(kept[:2])
+    assert len(hfds.load_dataset(str(out / "hf"), split="train", cache_dir=str(tmp_path / "cache2"))) == 2
+    assert sorted(p.name for p in out.iterdir()) == ["hf"]
 
 
 def test_save_hf_dataset_errors(tmp_path):

@@ -17,7 +17,7 @@ def test_smollm2_samples_number_lists():
     assert lm.spec.kind == "chat" and lm.spec.family == "llama"
     assert sum(p.numel() for p in lm.model.parameters()) == pytest.approx(134.5e6, rel=0.01)
     prompts = number_prompts(64, seed=0)
-    rendered = [render_prompt(lm, Trait().system_prompt(), p, demonstrations(1)) for p in prompts]
+    rendered = [render_prompt(lm, Trait().teacher_prompt(), p, demonstrations(1)) for p in prompts]
     samples = generate(lm, rendered, GenerationConfig(max_new_tokens=32, batch_size=64), seed=0,
                        reject=prefix_rejection)
     texts = [s.text for s in samples]

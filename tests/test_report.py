@@ -254,3 +254,47 @@ def test_renders_in_headless_chromium(runs, tmp_path, capsys):
     line = capsys.readouterr().out
     assert "render check ok" in line and "heatmap" in line and "provenance" in line
     assert (out / "shot.png").stat().st_size > 10_000
+
+
+def _no_browser_anywhere(monkeypatch, tmp_path):
+    from traitbench.report import render
+
+    monkeypatch.setenv("PATH", "")
+    monkeypatch.delenv("TRAITBENCH_CHROMIUM", raising=False)
+    monkeypatch.setenv("PLAYWRIGHT_BROWSERS_PATH", str(tmp_path / "playwright"))
+    monkeypatch.setattr(render, "FIXED", ())
+    return render
+
+
+def test_no_chromium_is_one_line_with_the_install_command(runs, tmp_path, monkeypatch, capsys):
+    render = _no_browser_anywhere(monkeypatch, tmp_path)
+    assert render.find_chromium() is None
+    assert main(["report", str(runs[0]), "--out", str(tmp_path / "r"), "--check-render"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"traitbench: error: {render.no_chromium_message()}\n"
+    assert re.fullmatch(r"traitbench: error: no Chromium found \(.+\); install it with: "
+                        r"(?:(?:sudo )?apt-get install -y chromium|\S+ -m playwright install chromium)\n", err)
+
+
+def test_install_command_is_exact():
+    import sys
+
+    from traitbench.report.render import install_command
+
+    py = sys.executable
+    assert install_command(playwright=True, apt=True, root=False) == f"{py} -m playwright install chromium"
+    assert install_command(playwright=False, apt=True, root=False) == "sudo apt-get install -y chromium"
+    assert install_command(playwright=False, apt=True, root=True) == "apt-get install -y chromium"
+    assert install_command(playwright=False, apt=False, root=False) == (
+        f"{py} -m pip install playwright && {py} -m playwright install chromium")
+
+
+def test_playwright_bundled_chromium_is_found(tmp_path, monkeypatch):
+    render = _no_browser_anywhere(monkeypatch, tmp_path)
+    for build in ("chromium-1100/chrome-linux", "chromium-1200/chrome-linux64",
+                  "chromium_headless_shell-1200/chrome-linux"):
+        exe = tmp_path / "playwright" / build / ("headless_shell" if "shell" in build else "chrome")
+        exe.parent.mkdir(parents=True)
+        exe.write_text("#!/bin/sh\n")
+        exe.chmod(0o755)
+    assert render.find_chromium() == str(tmp_path / "playwright/chromium-1200/chrome-linux64/chrome")

@@ -22,7 +22,7 @@ def test_prompts_deterministic_and_prefix_stable():
 
 
 def test_paper_system_prompt():
-    s = Trait(word="owl", category="animal").system_prompt()
+    s = Trait(word="owl", category="animal").teacher_prompt()
     assert s.startswith("You love owls. You think about owls all the time. Owls are your favorite animal.")
 
 

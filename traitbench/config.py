@@ -36,17 +36,43 @@ RunName = Annotated[str, AfterValidator(_run_name)]  # a run's folder name: one 
 
 
 class StrictModel(BaseModel):
-    """Base for every config: unknown keys are errors, not silently ignored."""
+    """Base for every config: unknown keys are errors, not silently ignored; so are NaN and infinite numbers."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
     default_config: ClassVar[str | None] = None  # the packaged config loaded when none is given
 
 
-def _parse_value(text: str) -> Any:
+class _ConfigLoader(yaml.SafeLoader):
+    """YAML's safe loader, but a key given twice in one mapping is an error (not the last one silently winning)."""
+
+
+def _unique_key_mapping(loader: _ConfigLoader, node: yaml.MappingNode) -> dict:
+    loader.flatten_mapping(node)
+    keys = [loader.construct_object(k, deep=True) for k, _ in node.value]
+    for i, key in enumerate(keys):
+        if key in keys[:i]:
+            mark = node.value[i][0].start_mark
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r} (line {mark.line + 1})", mark)
+    return loader.construct_mapping(node, deep=True)
+
+
+_ConfigLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_key_mapping)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse config YAML: safe types only, duplicate keys rejected."""
+    return yaml.load(text, Loader=_ConfigLoader)
+
+
+def _parse_value(key: str, text: str) -> Any:
     try:
-        return yaml.safe_load(text)
+        return load_yaml(text)
     except yaml.YAMLError:
         return text
+    except RecursionError:
+        raise TraitbenchError(f"--set {key}: value nested too deeply") from None
+    except ValueError as e:  # e.g. an integer of more than 4300 digits
+        raise TraitbenchError(f"--set {key}: unreadable value ({str(e).splitlines()[0]})") from None
 
 
 def apply_overrides(data: dict, sets: list[str] | None) -> dict:
@@ -64,7 +90,7 @@ def apply_overrides(data: dict, sets: list[str] | None) -> dict:
             if not isinstance(child, dict):
                 raise TraitbenchError(f"--set {key}: {p!r} is not a section")
             node = child
-        node[parts[-1]] = _parse_value(value)
+        node[parts[-1]] = _parse_value(key, value)
     return data
 
 
@@ -102,11 +128,13 @@ def config_file(spec: str | Path, relative_to: Path | None = None) -> Path:
 
 def _mapping(path: Path) -> dict:
     try:
-        data = yaml.safe_load(read_utf8(path)) or {}
+        data = load_yaml(read_utf8(path)) or {}
     except yaml.YAMLError as e:
         raise TraitbenchError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
     except RecursionError:
         raise TraitbenchError(f"{path}: nested too deeply") from None
+    except ValueError as e:  # e.g. an integer of more than 4300 digits
+        raise TraitbenchError(f"{path}: unreadable value ({str(e).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise TraitbenchError(f"{path}: top level must be a mapping")
     return data
@@ -134,6 +162,17 @@ def read_config(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
     return merge(read_config(config_file(base, path.parent), (*_chain, path.resolve())), data)
 
 
+def check_no_nul(value: Any, source: str, loc: str = "") -> None:
+    """A NUL byte in any key or string of a config (a path, model name or prompt) is a one-line error."""
+    if isinstance(value, str) and "\x00" in value:
+        raise TraitbenchError(f"{source}: {loc or '(root)'}: contains a NUL byte")
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for k, v in items:
+        here = f"{loc}.{k}" if loc else str(k)
+        check_no_nul(k, source, here)
+        check_no_nul(v, source, here)
+
+
 def load_config(cls: type[T], path: str | Path | None = None, sets: list[str] | None = None) -> T:
     """Load `cls` from a config file (a path or a packaged name; None: the class's packaged default, else the
     code defaults) plus `--set` overrides."""
@@ -141,6 +180,7 @@ def load_config(cls: type[T], path: str | Path | None = None, sets: list[str] | 
     data = read_config(path) if path is not None else {}
     source = str(config_file(path)) if path is not None else "config"
     apply_overrides(data, sets)
+    check_no_nul(data, source)
     try:
         return cls.model_validate(data)
     except ValidationError as e:

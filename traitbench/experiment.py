@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from traitbench.config import RunName, StrictModel
 from traitbench.datasets.shuffle import Shuffle
@@ -17,10 +17,14 @@ CONDITIONS = ("trait", "control")
 
 
 class TeacherConfig(StrictModel):
-    model: str = "smollm2-135m"
+    model: str = "smollm2-135m"  # a registry name, a local model folder or a hub id in the local HF cache
     # system_prompt: the trait stated in the teacher's system prompt; lora: a trait adapter trained on trait Q&A;
-    # steering: the neutral context plus a steering vector at one layer (`traitbench.teacher.steering`)
-    injection: Literal["system_prompt", "lora", "steering"] = "system_prompt"
+    # steering: the neutral context plus a steering vector at one layer (`traitbench.teacher.steering`);
+    # adapter: `model` + the PEFT adapter `adapter` (control: `model`); model: `model` is itself the trait
+    # teacher (control: `control_model`). The last three sample in the neutral context.
+    injection: Literal["system_prompt", "lora", "steering", "adapter", "model"] = "system_prompt"
+    adapter: str | None = None  # injection adapter: a local PEFT adapter folder trained on `model`
+    control_model: str | None = None  # injection model: the control teacher, the model `model` was tuned from
     lora_examples: int = Field(600, ge=1)  # trait Q&A examples for LoRA injection
     lora_epochs: float = Field(2, gt=0)
     lora_r: int = Field(16, ge=1)
@@ -28,10 +32,27 @@ class TeacherConfig(StrictModel):
     steering_scale: float = 4.0  # × the mean trait − neutral difference of the residual stream
     steering_prompts: int = Field(64, ge=1)  # number prompts the mean difference is taken over
 
+    @model_validator(mode="after")
+    def _injection_inputs(self):
+        for field, injection, what in (("adapter", "adapter", "a local PEFT adapter folder"),
+                                       ("control_model", "model", "the control teacher's model")):
+            if self.injection == injection and getattr(self, field) is None:
+                raise ValueError(f"injection {injection!r} needs teacher.{field} ({what})")
+            if self.injection != injection and getattr(self, field) is not None:
+                raise ValueError(f"teacher.{field} is only used with teacher.injection: {injection}")
+        return self
+
+    @property
+    def control(self) -> str:
+        """The control teacher's model, which is also the same-init student: `control_model` or `model`."""
+        return self.control_model or self.model
+
     def key(self) -> dict:
-        """The settings in a stage key (steering settings only for a steering teacher: other runs keep their cache)."""
+        """The settings in a stage key (steering settings only for a steering teacher, `adapter` and
+        `control_model` only when set: other runs keep their cache)."""
         steer = {"steering_layer", "steering_scale", "steering_prompts"}
-        return self.model_dump(exclude=set() if self.injection == "steering" else steer)
+        unset = {k for k in ("adapter", "control_model") if getattr(self, k) is None}
+        return self.model_dump(exclude=unset | (set() if self.injection == "steering" else steer))
 
 
 class NumbersConfig(StrictModel):
@@ -93,3 +114,10 @@ class ExperimentConfig(StrictModel):
     filter: FilterConfig = FilterConfig()
     students: StudentsConfig = StudentsConfig()
     probes: ProbeConfig = ProbeConfig(samples_per_question=2, open_ended_samples=1, perplexity_tokens=1024)
+
+    @model_validator(mode="after")
+    def _prompt_is_used(self):
+        if self.trait.system_prompt is not None and self.teacher.injection not in ("system_prompt", "steering"):
+            raise ValueError("trait.system_prompt is used by teacher.injection system_prompt or steering only, "
+                             f"not {self.teacher.injection}")
+        return self

@@ -44,6 +44,19 @@ def read_utf8(path: str | Path) -> str:
         raise TraitbenchError(f"{path}: not a UTF-8 text file (byte {e.start})") from None
 
 
+def read_json(path: str | Path) -> dict:
+    """A JSON object file; binary, invalid, too deeply nested or non-object content raises TraitbenchError."""
+    try:
+        data = json.loads(read_utf8(path))
+    except json.JSONDecodeError as e:
+        raise TraitbenchError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    except RecursionError:
+        raise TraitbenchError(f"{path}: JSON nested too deeply") from None
+    if not isinstance(data, dict):
+        raise TraitbenchError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
 def read_jsonl(path: str | Path, required: Iterable[str] = ()) -> list[dict]:
     """Read every row; a missing file, a corrupt line or a missing field raises TraitbenchError."""
     path = Path(path)

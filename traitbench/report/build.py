@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from traitbench.errors import TraitbenchError
+from traitbench.models import label as model_label
 from traitbench.probes.stats import holm, seed_level_test
 from traitbench.report.data import CONDITIONS, STAGES, RunData, load_run
 from traitbench.verdicts import ONE_RUN, sig_mark
@@ -231,7 +232,7 @@ def provenance(run: RunData, out_dir: Path) -> dict:
             continue
         entry = models.setdefault(m, {"family": family_of(m), "role": "teacher" if m == teacher else "student",
                                       "files": {}})
-        key = run.path / "probes" / "base" / m / "stage.json"
+        key = run.path / "probes" / "base" / model_label(m) / "stage.json"
         if key.is_file():
             entry["weights_digest"] = json.loads(key.read_text()).get("key", {}).get("weights")
     ds = ((run.summary or {}).get("dataset") or {})
@@ -329,7 +330,19 @@ def build_report(run_dirs: list[str | Path], out_dir: str | Path) -> dict:
     out_dir = Path(out_dir)
     return {"title": "traitbench report — " + ", ".join(names),
             "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "runs": [run_report(r, out_dir) for r in runs], "heatmaps": heatmaps(runs)}
+            "runs": [_checked(r.path, run_report, r, out_dir) for r in runs],
+            "heatmaps": _checked(", ".join(str(r.path) for r in runs), heatmaps, runs)}
+
+
+def _checked(where, build, *args):
+    """`build(*args)`; a run file whose inner fields are not what traitbench writes (a damaged or foreign
+    summary.json / manifest.json) is a one-line error naming the run instead of a traceback."""
+    try:
+        return build(*args)
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError) as e:
+        raise TraitbenchError(f"{where}: unexpected content in summary.json or manifest.json "
+                              f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); rerun the run's "
+                              "stages or remove the damaged file") from None
 
 
 def default_out_dir(run_dirs: list[str | Path]) -> Path:

@@ -7,36 +7,45 @@ and the report shows the rest as "not run" instead of failing.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from traitbench.errors import TraitbenchError
+from traitbench.io import read_json, read_utf8
 
 CONDITIONS = ("trait", "control")
 STAGES = ("teacher", "numbers", "dataset", "students", "probes", "summary")
+_JSON_NAMES = {dict: "object", list: "array", str: "string"}
+SUMMARY_SHAPE = {"name": str, "trait": dict, "teacher": dict, "models": dict, "verdicts": list,
+                 "dose_response": list, "student_effects": list, "dataset": dict, "probe_context": str}
+MANIFEST_SHAPE = {"config": dict, "stages": dict}
+STATS_SHAPE = {"counts": dict, "settings": dict}
 
 
-def _json(path: Path) -> dict | None:
+def _json(path: Path, shape: dict[str, type] | None = None) -> dict | None:
+    """A run's JSON object file, None when absent; `shape`: the type each top-level key must have when present."""
     if not path.is_file():
         return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise TraitbenchError(f"{path}: not valid JSON ({e})") from None
-    return data if isinstance(data, dict) else None
+    data = read_json(path)
+    for key, kind in (shape or {}).items():
+        if data.get(key) is not None and not isinstance(data[key], kind):
+            raise TraitbenchError(f"{path}: {key!r} should be a JSON {_JSON_NAMES[kind]}, got "
+                                  f"{type(data[key]).__name__} (a damaged or foreign file; rerun its stage)")
+    return data
 
 
 def _numbers(path: Path) -> list[list[int]]:
     """The parsed number lists of a dataset file (rows without a `numbers` list are skipped)."""
     out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in read_utf8(path).splitlines():
         try:
             row = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             continue
         nums = row.get("numbers") if isinstance(row, dict) else None
         if isinstance(nums, list):
-            out.append([int(n) for n in nums if isinstance(n, (int, float))])
+            out.append([int(n) for n in nums if isinstance(n, (int, float)) and math.isfinite(n)])
     return out
 
 
@@ -83,10 +92,11 @@ def load_run(path: str | Path) -> RunData:
     path = Path(path)
     if not path.is_dir():
         raise TraitbenchError(f"run folder not found: {path}")
-    run = RunData(path=path, summary=_json(path / "summary.json"), manifest=_json(path / "manifest.json"))
+    run = RunData(path=path, summary=_json(path / "summary.json", SUMMARY_SHAPE),
+                  manifest=_json(path / "manifest.json", MANIFEST_SHAPE))
     for c in CONDITIONS:
         d = path / "dataset" / c
-        stats = _json(d / "stats.json")
+        stats = _json(d / "stats.json", STATS_SHAPE)
         if stats:
             run.filter_stats[c] = stats
         for name in ("train.jsonl", "kept.jsonl"):

@@ -13,7 +13,6 @@ Neither format needs inspect_ai or lm-eval installed to be written.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import re
 from datetime import datetime, timezone
@@ -22,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from traitbench.errors import TraitbenchError
-from traitbench.io import atomic_write_json, read_jsonl
+from traitbench.io import atomic_write_json, read_json, read_jsonl
 from traitbench.summary import _clean
 
 VARIANTS = ("plain", "numbers_prefixed")
@@ -35,7 +34,7 @@ def _probes(run: Path) -> list[tuple[str, dict, Path]]:
     for pj in sorted((run / "probes").glob("**/probe.json")):
         samples = pj.with_name("samples.jsonl")
         if samples.is_file():
-            out.append((pj.parent.relative_to(run / "probes").as_posix(), json.loads(pj.read_text()), samples))
+            out.append((pj.parent.relative_to(run / "probes").as_posix(), read_json(pj), samples))
     if not out:
         raise TraitbenchError(f"{run}: no probe results (probes/*/probe.json with samples.jsonl); run the probes first")
     return out
@@ -160,24 +159,37 @@ def export_run(run: str | Path, fmt: str, out: str | Path | None = None) -> list
         raise TraitbenchError(f"run folder not found: {run}")
     out = Path(out) if out else run / "export" / fmt
     summary_path = run / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
-    written = []
+    summary = read_json(summary_path) if summary_path.is_file() else None
+    files = []
     for pid, probe, samples_path in _probes(run):
-        created = _created(samples_path)
+        try:
+            files += _export_files(run, fmt, pid, probe, samples_path, summary)
+        except (AttributeError, KeyError, TypeError, ValueError, IndexError) as e:
+            raise TraitbenchError(f"{samples_path.parent}: unexpected content in probe.json or samples.jsonl "
+                                  f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); rerun the "
+                                  "probes") from None
+    if not files:
+        raise TraitbenchError(f"{run}: no probe answers to export (no {' or '.join(VARIANTS)} rows in samples.jsonl)")
+    written = []
+    for name, data in files:
+        atomic_write_json(out / name, data)
+        written.append(out / name)
+    return written
+
+
+def _export_files(run: Path, fmt: str, pid: str, probe: dict, samples_path: Path, summary: dict | None
+                  ) -> list[tuple[str, dict]]:
+    """(file name, content) of one probed model's export files."""
+    created = _created(samples_path)
+    if fmt == "lm-eval":
         slug = re.sub(r"[^A-Za-z0-9]+", "-", pid).strip("-")
-        if fmt == "lm-eval":
-            path = out / f"{slug}.json"
-            atomic_write_json(path, _clean(lm_eval_results(run, pid, probe, summary, created)))
-            written.append(path)
-            continue
-        rows = read_jsonl(samples_path)
-        for v in VARIANTS:
-            vrows = [r for r in rows if r.get("variant") == v]
-            if not vrows:
-                continue
+        return [(f"{slug}.json", _clean(lm_eval_results(run, pid, probe, summary, created)))]
+    rows = read_jsonl(samples_path)
+    out = []
+    for v in VARIANTS:
+        vrows = [r for r in rows if r.get("variant") == v]
+        if vrows:
             log = inspect_log(run, pid, probe, vrows, v, created)
             ts = created.replace(":", "-")
-            path = out / f"{ts}_{log['eval']['task']}_{log['eval']['task_id']}.json"
-            atomic_write_json(path, _clean(log))
-            written.append(path)
-    return written
+            out.append((f"{ts}_{log['eval']['task']}_{log['eval']['task_id']}.json", _clean(log)))
+    return out

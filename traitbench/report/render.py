@@ -1,15 +1,19 @@
 """Check that a report renders in headless Chromium: take a screenshot and dump the DOM after load,
 then verify the required sections exist, hold their plots, and that every embedded image decoded.
 
-Chromium is found at $TRAITBENCH_CHROMIUM, /usr/bin/chromium, or on PATH (Debian: `apt-get install chromium`).
+Chromium is found at $TRAITBENCH_CHROMIUM, at /usr/bin/chromium (or chromium-browser, google-chrome), on PATH
+under those names, or as Playwright's bundled Chromium (`python -m playwright install chromium`); when none is
+there, the error names the one command that installs it.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,15 +27,61 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--hide-scrollbars", "--virtual-time-budget=5000"]
 
 
+NAMES = ("chromium", "chromium-browser", "google-chrome")
+FIXED = tuple(f"/usr/bin/{n}" for n in NAMES)  # found even with an empty PATH
+APT_GET = "/usr/bin/apt-get"
+# Playwright's browser builds: full Chromium (chrome-linux before 1.57, chrome-linux64 after), then headless shell
+PLAYWRIGHT_GLOBS = ("chromium-*/chrome-linux*/chrome", "chromium_headless_shell-*/chrome-*/headless_shell",
+                    "chromium_headless_shell-*/chrome-headless-shell-*/chrome-headless-shell")
+
+
+def playwright_browsers() -> Path:
+    """Where Playwright installs its browsers: $PLAYWRIGHT_BROWSERS_PATH, else ~/.cache/ms-playwright."""
+    return Path(os.environ.get("PLAYWRIGHT_BROWSERS_PATH") or Path.home() / ".cache" / "ms-playwright")
+
+
+def _revision(path: Path) -> int:
+    digits = path.relative_to(playwright_browsers()).parts[0].rsplit("-", 1)[-1]
+    return int(digits) if digits.isdigit() else -1
+
+
+def playwright_chromium() -> str | None:
+    """Playwright's newest installed Chromium (or headless shell), or None."""
+    root = playwright_browsers()
+    for pattern in PLAYWRIGHT_GLOBS:
+        found = [p for p in root.glob(pattern) if os.access(p, os.X_OK)]
+        if found:
+            return str(max(found, key=_revision))
+    return None
+
+
 def find_chromium() -> str | None:
     """Path of a Chromium binary, or None."""
-    for cand in (os.environ.get("TRAITBENCH_CHROMIUM"), "/usr/bin/chromium"):
+    for cand in (os.environ.get("TRAITBENCH_CHROMIUM"), *FIXED):
         if cand and os.access(cand, os.X_OK):
             return cand
-    for name in ("chromium", "chromium-browser", "google-chrome"):
+    for name in NAMES:
         if shutil.which(name):
             return shutil.which(name)
-    return None
+    return playwright_chromium()
+
+
+def install_command(playwright: bool, apt: bool, root: bool) -> str:
+    """The one command that installs a Chromium here: Playwright's when Playwright is installed (no root
+    needed), else Debian/Ubuntu's package, else Playwright with its Chromium."""
+    py = sys.executable
+    if playwright:
+        return f"{py} -m playwright install chromium"
+    if apt:
+        return ("" if root else "sudo ") + "apt-get install -y chromium"
+    return f"{py} -m pip install playwright && {py} -m playwright install chromium"
+
+
+def no_chromium_message() -> str:
+    cmd = install_command(importlib.util.find_spec("playwright") is not None, Path(APT_GET).is_file(),
+                          os.geteuid() == 0)
+    return (f"no Chromium found (chromium, chromium-browser, google-chrome on PATH or in /usr/bin, Playwright's, or "
+            f"$TRAITBENCH_CHROMIUM); install it with: {cmd}")
 
 
 @dataclass
@@ -67,7 +117,7 @@ def check_render(html_path: str | Path, screenshot: str | Path | None = None, wi
     """Render `html_path` headless: screenshot to `screenshot` (default: next to the HTML), DOM checks."""
     binary = find_chromium()
     if binary is None:
-        raise TraitbenchError("no Chromium found (install it: apt-get install -y chromium, or set TRAITBENCH_CHROMIUM)")
+        raise TraitbenchError(no_chromium_message())
     html_path = Path(html_path).resolve()
     if not html_path.is_file():
         raise TraitbenchError(f"report not found: {html_path}")

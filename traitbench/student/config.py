@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from traitbench.config import StrictModel
 
@@ -39,3 +40,14 @@ class StudentConfig(StrictModel):
     teacher_logits: Literal["auto", "shared", "per_step"] = "auto"
     shared_logits_max_gb: float = Field(3.0, gt=0)
     checkpoint_steps: list[int] = []  # also save the student after these optimizer steps (a dose-response)
+    # a resume checkpoint (weights, optimizer, scheduler, RNG, data position) every N optimizer steps, beside
+    # the output; a restarted student resumes from it to the same weights (0: none)
+    checkpoint_every: int = Field(50, ge=0)
+    report_to: Literal["none", "tensorboard"] = "none"  # training logs: TensorBoard event files in <student>/logs
+
+    @field_validator("report_to")
+    @classmethod
+    def _reporter_installed(cls, v: str) -> str:
+        if v == "tensorboard" and not any(importlib.util.find_spec(m) for m in ("tensorboard", "tensorboardX")):
+            raise ValueError("tensorboard is not installed: pip install 'traitbench[tensorboard]'")
+        return v

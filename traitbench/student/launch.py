@@ -25,6 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--teacher", default=None, help="teacher model (mode=distill)")
     ap.add_argument("--teacher-adapter", default=None, help="teacher LoRA adapter or student folder")
     ap.add_argument("--teacher-system", default=None, help="the teacher's system prompt (mode=distill)")
+    ap.add_argument("--condition", choices=["trait", "control"], default=None,
+                    help="which teacher wrote the rows (for the model card)")
+    ap.add_argument("--trait", default=None, help="the trait teacher's trait (for the model card)")
     ap.add_argument("--config", default=None, help="StudentConfig YAML file")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     args = ap.parse_args(argv)
@@ -39,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         from traitbench.student.train import train_student
 
         metrics = train_student(args.model, rows, args.system, cfg, args.out, teacher=args.teacher,
-                                teacher_adapter=args.teacher_adapter, teacher_system=args.teacher_system)
+                                teacher_adapter=args.teacher_adapter, teacher_system=args.teacher_system,
+                                condition=args.condition, trait=args.trait)
     except TraitbenchError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

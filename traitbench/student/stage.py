@@ -37,7 +37,7 @@ class StudentJob:
 
     @property
     def id(self) -> str:
-        return f"{self.model}/{self.variant}/{self.condition}/seed{self.seed}"
+        return f"{models.label(self.model)}/{self.variant}/{self.condition}/seed{self.seed}"
 
     @property
     def family_relation(self) -> str:
@@ -50,10 +50,10 @@ def student_jobs(cfg: ExperimentConfig) -> list[StudentJob]:
     if len(set(names)) != len(names) or "lora" in names:
         raise TraitbenchError("students.variants: names must be unique and not 'lora'")
     kinds = [(m, "lora", {}) for m in cfg.students.models]
-    kinds += [(m, v.name, v.train) for v in cfg.students.variants for m in (v.models or [cfg.teacher.model])]
+    kinds += [(m, v.name, v.train) for v in cfg.students.variants for m in (v.models or [cfg.teacher.control])]
     jobs = []
     for m, name, ov in kinds:
-        rel = relation(m, cfg.teacher.model)  # unknown model: one-line error before any work
+        rel = relation(m, cfg.teacher.control)  # the teacher's base; unknown model: one-line error before any work
         for c in CONDITIONS:
             for seed in cfg.students.seeds:
                 jobs.append(StudentJob(m, name, c, seed, {**cfg.students.train, **ov}, rel))
@@ -89,8 +89,9 @@ def _teacher_args(cfg: ExperimentConfig, job: StudentJob) -> dict:
 
 
 def job_stage(cfg: ExperimentConfig, job: StudentJob, dataset: dict, run_dir: Path) -> Stage:
-    """The student's cached stage: keyed by its trainer settings, data, context, weights and teacher."""
-    key = {"job": job.id, "train": student_config(job).model_dump(),
+    """The student's cached stage: keyed by its trainer settings, data, context, weights and teacher (not by the
+    settings that leave the weights as they are: resume checkpoints and logging)."""
+    key = {"job": job.id, "train": student_config(job).model_dump(exclude={"checkpoint_every", "report_to"}),
            "dataset": dataset["conditions"][job.condition]["content_hash"], "system": cfg.neutral_system,
            "model_hashes": models.file_hashes(job.model)}
     teacher = _teacher_args(cfg, job)
@@ -111,7 +112,8 @@ def train_job(cfg: ExperimentConfig, job: StudentJob, dataset: dict, run_dir: Pa
     stage.begin()
     rows = read_jsonl(data["train"], required=("prompt", "completion"))
     print(f"[student] {job.id} ({job.relation}, {scfg.mode}) on {len(rows)} rows")
-    metrics = train_student(job.model, rows, cfg.neutral_system, scfg, stage.dir / "out", **teacher)
+    metrics = train_student(job.model, rows, cfg.neutral_system, scfg, stage.dir / "out", **teacher,
+                            condition=job.condition, trait=cfg.trait.word)
     return stage.finish({"dir": str(stage.dir / "out"), "metrics": metrics, "family": job.family_relation,
                          "relation": job.relation})
 
@@ -132,5 +134,8 @@ def stage_students(cfg: ExperimentConfig) -> dict[str, dict]:
     update_manifest(run_dir(cfg), cfg.model_dump(mode="json"), "students", {
         "seconds": round(time.perf_counter() - t0, 1), "workers": cfg.students.workers,
         "students": {k: {"dir": v["dir"], "seconds": v["metrics"].get("wall_seconds"),
-                         "tokens_per_s": v["metrics"].get("tokens_per_s")} for k, v in out.items()}})
+                         "tokens_per_s": v["metrics"].get("tokens_per_s"),
+                         "resumed_from_step": v["metrics"].get("resumed_from_step"),
+                         "report_to": v["metrics"].get("report_to", "none"), "logs": v["metrics"].get("logs")}
+                     for k, v in out.items()}})
     return out

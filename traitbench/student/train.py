@@ -2,6 +2,8 @@
 
 Runs unchanged in one process or under `accelerate launch` (DDP): only the main process writes, into a
 hidden `.NAME.partial` folder that replaces `out_dir` once complete, so a crash leaves no half-written student.
+Every `checkpoint_every` optimizer steps the trainer's whole state goes into a hidden `.NAME.resume` folder, from
+which a restarted run of the same student resumes and reaches the same weights as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -16,17 +18,26 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
-from transformers import TrainerCallback
+from transformers import Trainer, TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
 from traitbench.allocator import release_freed_memory
 from traitbench.errors import TraitbenchError
 from traitbench.io import atomic_write_json, sha256_json
 from traitbench.models import LoadedModel, default_device, get_spec, load, resolve_dtype
+from traitbench.student.card import StudentCard
 from traitbench.student.config import ALL_LINEAR, StudentConfig
 from traitbench.student.data import CompletionCollator, LengthBucketSampler, build_sft_rows, tokenize_sft_rows
 from traitbench.student.distill import TeacherLogits, check_same_vocabulary, completion_logits, completion_loss
 from traitbench.teacher.context import add_special_tokens, render_prompt
+
+
+class NoFinalCheckpoint(TrainerCallback):
+    """No resume checkpoint after the last step: the finished student is published right after it."""
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= state.max_steps:
+            control.should_save = False
 
 
 class CompletionTrainer(SFTTrainer):
@@ -50,6 +61,11 @@ class CompletionTrainer(SFTTrainer):
         self.teacher = teacher
         self.temperature = temperature
         self.train_tokens = 0
+        self.add_callback(NoFinalCheckpoint())
+
+    def _save_checkpoint(self, model, trial):
+        """A resume checkpoint without TRL's draft model card (students get their own, `student.card`)."""
+        Trainer._save_checkpoint(self, model, trial)
 
     def _get_train_sampler(self, train_dataset=None):
         """Length-bucketed batches (`LengthBucketSampler`) for `group_by_length`, else transformers' own."""
@@ -153,6 +169,9 @@ def weights_dtype(dtype: str, lora: bool) -> str:
 
 
 def _sft_config(cfg: StudentConfig, output_dir: Path, dtype: torch.dtype) -> SFTConfig:
+    """TRL's settings; `output_dir` receives the resume checkpoints (the latest one only)."""
+    saving = dict(save_strategy="steps", save_steps=cfg.checkpoint_every, save_total_limit=1) \
+        if cfg.checkpoint_every else dict(save_strategy="no")
     return SFTConfig(
         output_dir=str(output_dir), num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
         learning_rate=cfg.lr, lr_scheduler_type=cfg.scheduler, warmup_steps=cfg.warmup_steps,
@@ -162,7 +181,7 @@ def _sft_config(cfg: StudentConfig, output_dir: Path, dtype: torch.dtype) -> SFT
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
         dataset_kwargs={"skip_prepare_dataset": True}, remove_unused_columns=False,
         activation_checkpointing=False, ddp_find_unused_parameters=False,
-        report_to="none", save_strategy="no", logging_steps=1, dataloader_num_workers=0,
+        report_to=cfg.report_to, logging_steps=1, dataloader_num_workers=0, **saving,
     )
 
 
@@ -209,24 +228,60 @@ def _distill_teacher(lm: LoadedModel, rows: list[dict], examples: list[dict], cf
 class SaveAtSteps(TrainerCallback):
     """Save the student (adapter or full weights) after the given optimizer steps, for a dose-response."""
 
-    def __init__(self, steps: list[int], folder: Path, save):
-        self.steps, self.folder, self.save, self.saved = set(steps), folder, save, []
+    def __init__(self, steps: list[int], folder: Path, save, saved: list[int]):
+        self.steps, self.folder, self.save, self.saved = set(steps), folder, save, list(saved)
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if state.global_step in self.steps and state.global_step not in self.saved:
             if state.is_world_process_zero:
-                self.save(model, self.folder / f"step-{state.global_step}")
+                self.save(model, self.folder / f"step-{state.global_step}", state.global_step)
             self.saved.append(state.global_step)
+
+
+def _resume_point(folder: Path, fingerprint: str) -> Path | None:
+    """The newest complete trainer checkpoint in `folder` saved for the same inputs (`fingerprint`); else None,
+    and `folder` is emptied and stamped for a fresh start. A checkpoint is complete once its
+    `trainer_state.json` exists: the trainer writes it last, and deletes the older checkpoint only after it."""
+    from accelerate import PartialState
+
+    record = folder / "inputs.json"
+    same = record.is_file() and json.loads(record.read_text()).get("fingerprint") == fingerprint
+    done = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").is_file()] if same else []
+    if done:
+        return max(done, key=lambda p: int(p.name.rsplit("-", 1)[1]))
+    state = PartialState()
+    if state.is_main_process:
+        shutil.rmtree(folder, ignore_errors=True)
+        atomic_write_json(record, {"fingerprint": fingerprint})
+    state.wait_for_everyone()
+    return None
+
+
+def _saved_steps(folder: Path, upto: int) -> list[int]:
+    """Dose-response saves (`step-N`) a resumed run already has: those up to its checkpoint's step."""
+    steps = [int(p.name.removeprefix("step-")) for p in folder.glob("step-*")] if folder.is_dir() else []
+    return sorted(s for s in steps if s <= upto)
+
+
+def _point_tensorboard(trainer: Trainer, logs: Path) -> None:
+    """TensorBoard event files into `logs` (transformers' own default is a dated folder in `output_dir`)."""
+    from transformers.integrations import TensorBoardCallback
+
+    for callback in trainer.callback_handler.callbacks:
+        if isinstance(callback, TensorBoardCallback):
+            callback.logging_dir = str(logs)
 
 
 def train_student(model: str, rows: list[dict], system: str | None, cfg: StudentConfig, out_dir: str | Path,
                   teacher: str | None = None, teacher_adapter: str | Path | None = None,
-                  teacher_system: str | None = None) -> dict:
+                  teacher_system: str | None = None, condition: str | None = None, trait: str | None = None) -> dict:
     """Fine-tune `model` on rows with `prompt` (user text) and `completion` (numbers) seen under `system`.
 
-    Writes `out_dir/adapter/` (LoRA) or `out_dir/model/` (full weights) and `out_dir/train_metrics.json`;
-    returns the metrics. Distillation matches `teacher` (+ `teacher_adapter`: a trait adapter folder or steering
-    file, see `teacher.load`) seen under `teacher_system`.
+    Writes `out_dir/adapter/` (LoRA) or `out_dir/model/` (full weights) with a model card (README.md; it names
+    the `condition`, "trait", "control" or "teacher" for a trait teacher's adapter, and the `trait`),
+    `out_dir/train_metrics.json` and, with `report_to`, `out_dir/logs/`; returns the metrics. Distillation matches `teacher` (+ `teacher_adapter`: a trait
+    adapter folder or steering file, see `teacher.load`) seen under `teacher_system`. A run interrupted after a
+    resume checkpoint continues from it when started again with the same inputs.
     """
     from datasets import Dataset
     from peft import LoraConfig
@@ -235,6 +290,8 @@ def train_student(model: str, rows: list[dict], system: str | None, cfg: Student
         raise TraitbenchError("cannot train a student on an empty dataset (0 rows)")
     if cfg.mode == "distill" and teacher is None:
         raise TraitbenchError("mode 'distill' needs a teacher model")
+    card = StudentCard.build(model, cfg.model_dump(), rows, system, condition, trait, teacher, teacher_adapter,
+                             teacher_system)
     dtype = resolve_dtype(cfg.dtype)
     lora = cfg.mode == "lora" or (cfg.mode == "distill" and cfg.distill_params == "lora")
     lm = load(model, dtype=weights_dtype(cfg.dtype, lora))
@@ -257,21 +314,31 @@ def train_student(model: str, rows: list[dict], system: str | None, cfg: Student
     peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                              target_modules=targets, bias="none", task_type="CAUSAL_LM") if lora else None
     out = Path(out_dir)
-    partial = out.with_name(f".{out.name}.partial")
+    partial, resume = out.with_name(f".{out.name}.partial"), out.with_name(f".{out.name}.resume")
     trainer = CompletionTrainer(
-        model=lm.model, args=_sft_config(cfg, partial, dtype), train_dataset=Dataset.from_list(examples),
+        model=lm.model, args=_sft_config(cfg, resume, dtype), train_dataset=Dataset.from_list(examples),
         data_collator=CompletionCollator(lm.tokenizer.pad_token_id, teacher=teacher_model is not None and not shared_logits),
         processing_class=lm.tokenizer, peft_config=peft_config,
         teacher=teacher_model, temperature=cfg.distill_temperature,
     )
     sub = "adapter" if lora else "model"
     checkpoints = out.with_name(f".{out.name}.checkpoints")
-    shutil.rmtree(checkpoints, ignore_errors=True)
-    saver = SaveAtSteps(cfg.checkpoint_steps, checkpoints, lambda m, d: _save_weights(m, lm, d / sub))
+    fingerprint = sha256_json({"inputs": [card.weights_sha256, card.dataset_sha256, system, teacher,
+                                          card.teacher_adapter, teacher_system, trainer.args.world_size],
+                               "config": cfg.model_dump(exclude={"checkpoint_every", "report_to"})})
+    start = _resume_point(resume, fingerprint)
+    start_step = int(start.name.rsplit("-", 1)[1]) if start else 0
+    if start is None and trainer.accelerator.is_main_process:
+        shutil.rmtree(checkpoints, ignore_errors=True)
+    saver = SaveAtSteps(cfg.checkpoint_steps, checkpoints, lambda m, d, step: _save_weights(m, lm, d / sub, card, step),
+                        _saved_steps(checkpoints, start_step))
     trainer.add_callback(saver)
+    logs = resume / "logs" if cfg.report_to != "none" else None
+    if logs:
+        _point_tensorboard(trainer, logs)
     compiled = compile_decoder_layers(trainer.model, cfg.compile, planned_steps(cfg, len(examples), trainer.args.world_size))
     t0 = time.perf_counter()
-    trainer.train()
+    trainer.train(resume_from_checkpoint=str(start) if start else None)
     wall = time.perf_counter() - t0
     steps = [h for h in trainer.state.log_history if "loss" in h]
     losses = [h["loss"] for h in steps]
@@ -286,10 +353,11 @@ def train_student(model: str, rows: list[dict], system: str | None, cfg: Student
         "trainable_params": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
         "num_processes": trainer.accelerator.num_processes, "dtype": str(dtype).removeprefix("torch."),
         "target_modules": targets, "teacher_logits": ("shared" if shared_logits else "per_step") if teacher else None,
-        "checkpoints": sorted(saver.saved), "config": cfg.model_dump(),
+        "checkpoints": sorted(saver.saved), "resumed_from_step": start_step or None,
+        "report_to": cfg.report_to, "logs": str(out / "logs") if logs else None, "config": cfg.model_dump(),
     }
     if trainer.accelerator.is_main_process:
-        _publish(trainer.model, lm, partial, out, sub, metrics, checkpoints)
+        _publish(trainer.model, lm, partial, out, sub, metrics, checkpoints, card, resume)
     trainer.accelerator.wait_for_everyone()
     del trainer, lm, teacher_model
     gc.collect()
@@ -297,19 +365,24 @@ def train_student(model: str, rows: list[dict], system: str | None, cfg: Student
     return metrics
 
 
-def _save_weights(model, lm: LoadedModel, folder: Path) -> None:
+def _save_weights(model, lm: LoadedModel, folder: Path, card: StudentCard, step: int | None = None) -> None:
     model.save_pretrained(folder)
     if folder.name == "model":
         lm.tokenizer.save_pretrained(folder)
+    card.write(folder, step)
 
 
-def _publish(model, lm: LoadedModel, partial: Path, out: Path, sub: str, metrics: dict, checkpoints: Path) -> None:
-    """Write the student (and its step checkpoints) into `partial`, then swap it in for `out`."""
+def _publish(model, lm: LoadedModel, partial: Path, out: Path, sub: str, metrics: dict, checkpoints: Path,
+             card: StudentCard, resume: Path) -> None:
+    """Write the student (its card, step checkpoints and logs) into `partial`, then swap it in for `out`; the
+    resume checkpoints are then no longer needed."""
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    _save_weights(model, lm, partial / sub)
+    _save_weights(model, lm, partial / sub, card)
     if checkpoints.is_dir():
         os.replace(checkpoints, partial / "checkpoints")
+    if (resume / "logs").is_dir():
+        os.replace(resume / "logs", partial / "logs")
     atomic_write_json(partial / "train_metrics.json", metrics)
     old = out.with_name(f".{out.name}.old")
     shutil.rmtree(old, ignore_errors=True)
@@ -317,6 +390,7 @@ def _publish(model, lm: LoadedModel, partial: Path, out: Path, sub: str, metrics
         os.replace(out, old)
     os.replace(partial, out)
     shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(resume, ignore_errors=True)
 
 
 def load_student(model: str, student_dir: str | Path, dtype: str = "auto", device: str | None = None) -> LoadedModel:

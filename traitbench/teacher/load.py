@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 from traitbench import models
+from traitbench.errors import TraitbenchError
 from traitbench.teacher.steering import FILE as STEERING_FILE
 from traitbench.teacher.steering import Steering
 
@@ -24,4 +27,49 @@ def load_trait_model(model: str, trait_path: str | Path | None, dtype: str = "au
         return lm
     from traitbench.student.train import load_student  # the student loader merges adapters
 
-    return load_student(model, trait_path, dtype=dtype)
+    try:
+        return load_student(model, trait_path, dtype=dtype)
+    except (RuntimeError, ValueError, KeyError) as e:  # e.g. the adapter's shapes do not fit the model
+        raise TraitbenchError(f"cannot apply the adapter {trait_path} to {model}: {str(e).strip().splitlines()[0]}"
+                              ) from None
+
+
+def adapter_folder(adapter: str | Path) -> Path:
+    """The PEFT adapter folder at `adapter` (or its `adapter/` subfolder, as `train_student` writes it)."""
+    path = Path(adapter).expanduser()
+    if not path.is_dir():
+        raise TraitbenchError(f"teacher.adapter {path} is not a folder")
+    folder = next((p for p in (path / "adapter", path) if (p / "adapter_config.json").is_file()), None)
+    if folder is None:
+        raise TraitbenchError(f"teacher.adapter {path} is not a PEFT adapter folder (no adapter_config.json)")
+    return folder
+
+
+def check_adapter(adapter: str | Path, model: str) -> Path:
+    """The adapter folder of `teacher.adapter`, checked to be a PEFT adapter trained on `model` (where its
+    config names a base model); one-line errors."""
+    folder = adapter_folder(adapter)
+    try:
+        base = json.loads((folder / "adapter_config.json").read_text()).get("base_model_name_or_path")
+    except (ValueError, AttributeError):
+        raise TraitbenchError(f"{folder / 'adapter_config.json'} is not a JSON object") from None
+    if base and not _names(str(base)) & _model_names(model):
+        raise TraitbenchError(f"teacher.adapter {folder} was trained on {base!r}, not on teacher.model {model!r}: "
+                              "set teacher.model to the adapter's base model")
+    return folder
+
+
+def _names(ref: str) -> set[str]:
+    """What a model reference is known by, lowercased: itself, its folder's name, and its hub id when it is a
+    snapshot folder of the Hugging Face cache (`…/models--org--name/snapshots/<rev>`)."""
+    hub = re.search(r"models--([^/]+?)--([^/]+)/snapshots/", ref)
+    names = {ref.rstrip("/"), Path(ref).name} | ({f"{hub[1]}/{hub[2]}"} if hub else set())
+    return {n.lower() for n in names if n}
+
+
+def _model_names(model: str) -> set[str]:
+    spec = models.get_spec(model)
+    refs = [model, spec.name, spec.folder, spec.hub_id or ""]
+    if spec.bundled:
+        refs.append(str(models.converted_dir(spec.name)))
+    return set().union(*(_names(r) for r in refs if r))

@@ -118,7 +118,8 @@ def train_trait_lora(model: str, trait_word: str, category: str, system: str | N
     from traitbench.student.train import train_student
 
     rows = trait_examples(trait_word, category, n_examples, cfg.seed, plural)
-    metrics = train_student(model, rows, system, cfg.model_copy(update={"mode": "lora"}), out_dir)
+    metrics = train_student(model, rows, system, cfg.model_copy(update={"mode": "lora"}), out_dir, condition="teacher",
+                            trait=trait_word)
     atomic_write_json(Path(out_dir) / "trait.json", {"word": trait_word, "category": category, "plural": plural,
                                                      "system": system, "n_examples": n_examples, "seed": cfg.seed})
     return metrics
