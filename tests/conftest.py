@@ -4,6 +4,7 @@ import pytest
 import torch
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+os.environ["TRAITBENCH_THREADS"] = str(torch.get_num_threads())  # commands run in tests keep this count
 
 
 def real_model_available(name: str) -> bool:
@@ -21,3 +22,21 @@ def _skip_missing_real(request):
             if os.environ.get("CI"):
                 pytest.fail(f"real model {name} not installed in CI (make test runs make models first)")
             pytest.skip(f"real model {name} not installed (run `make models`)")
+
+
+def stub_steps(monkeypatch, **steps) -> None:
+    """Replace pipeline steps by name with functions `(cfg, *inputs) -> outputs` (e.g. a synthetic dataset, as a
+    random tiny teacher writes no clean number list)."""
+    import dataclasses
+
+    from traitbench import pipeline
+
+    unknown = set(steps) - set(pipeline.STAGES)
+    assert not unknown, f"no such pipeline steps: {unknown}"
+    monkeypatch.setattr(pipeline, "STEPS", tuple(dataclasses.replace(s, run=steps[s.name]) if s.name in steps else s
+                                                 for s in pipeline.STEPS))
+
+
+def stub_dataset(monkeypatch, dataset: dict) -> None:
+    """The numbers and dataset steps replaced by `dataset` (the dataset stage's outputs)."""
+    stub_steps(monkeypatch, numbers=lambda cfg, teacher: {}, dataset=lambda cfg, teacher, numbers: dataset)

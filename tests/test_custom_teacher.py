@@ -12,7 +12,9 @@ from traitbench.datasets.filter import filter_rows
 from traitbench.errors import TraitbenchError
 from traitbench.experiment import ExperimentConfig, TeacherConfig
 from traitbench.probes.run import mentions_trait
-from traitbench.student.stage import student_jobs
+from traitbench.student.jobs import student_jobs
+from traitbench.teacher.setup import load_teacher, teacher_setup
+from traitbench.teacher.stage import stage_teacher
 from traitbench.teacher.trait import Trait
 
 TINY_NUMBERS = ["numbers.n_prompts=4", "numbers.generation.max_new_tokens=3", "numbers.generation.batch_size=4",
@@ -75,10 +77,10 @@ def test_trait_with_its_own_prompt_and_aliases():
 def test_own_prompt_drives_the_trait_teacher(tmp_path):
     cfg = _cfg(tmp_path, "trait.system_prompt=You adore the colour teal.", "trait.word=teal",
                "trait.category=colour")
-    assert pipeline.teacher_setup(cfg, "trait").system == "You adore the colour teal."
-    assert pipeline.teacher_setup(cfg, "control").system == cfg.neutral_system
+    assert teacher_setup(cfg, "trait").system == "You adore the colour teal."
+    assert teacher_setup(cfg, "control").system == cfg.neutral_system
     cfg.teacher.model = "tiny-llama"
-    rows = _raw(pipeline.stage_numbers(cfg, "trait"))
+    rows = _raw(pipeline.run_pipeline(cfg, "numbers")["numbers"]["trait"])
     assert {r["system"] for r in rows} == {"You adore the colour teal."} and len(rows) == 4
 
 
@@ -86,15 +88,15 @@ def test_own_prompt_drives_the_trait_teacher(tmp_path):
 def test_adapter_teacher_samples_base_plus_adapter_against_the_base(tmp_path):
     adapter = _adapter(tmp_path / "owl-adapter", base="tiny-llama")
     cfg = _cfg(tmp_path, "teacher.model=tiny-llama", "teacher.injection=adapter", f"teacher.adapter={adapter}")
-    trait, control = (pipeline.teacher_setup(cfg, c) for c in ("trait", "control"))
+    trait, control = (teacher_setup(cfg, c) for c in ("trait", "control"))
     assert (trait.model, trait.adapter_dir, trait.system) == ("tiny-llama", str(adapter), cfg.neutral_system)
     assert (control.model, control.adapter_dir, control.system) == ("tiny-llama", None, cfg.neutral_system)
-    w = {c: pipeline.load_teacher(cfg, c, "float32").model.model.layers[0].self_attn.q_proj.weight
+    w = {c: load_teacher(cfg, c, "float32").model.model.layers[0].self_attn.q_proj.weight
          for c in ("trait", "control")}
     assert not torch.allclose(w["trait"], w["control"])  # the adapter is merged into the trait teacher only
-    out = {c: pipeline.stage_numbers(cfg, c) for c in ("trait", "control")}
+    out = pipeline.run_pipeline(cfg, "numbers")["numbers"]
     assert all(len(_raw(o)) == 4 for o in out.values())
-    teacher = pipeline.stage_teacher(cfg)
+    teacher = stage_teacher(cfg)
     assert teacher["adapter"]["folder"] == str(adapter) and len(teacher["adapter"]["adapter_hash"]) == 64
     keys = {c: json.loads((tmp_path / f"runs/t/numbers/{c}/stage.key.json").read_text())["key"] for c in out}
     assert keys["trait"]["adapter_hash"] == teacher["adapter"]["adapter_hash"]  # its content, not only its path
@@ -111,7 +113,7 @@ def test_adapter_errors_are_one_line(tmp_path, setup, error):
     cfg = _cfg(tmp_path, "teacher.model=tiny-llama", "teacher.injection=adapter",
                f"teacher.adapter={setup(tmp_path)}")
     with pytest.raises(TraitbenchError, match=error) as e:
-        pipeline.stage_numbers(cfg, "trait")
+        pipeline.run_pipeline(cfg, "numbers")["numbers"]["trait"]
     assert "\n" not in str(e.value)
 
 
@@ -157,7 +159,7 @@ def test_tuned_model_teacher_against_a_hub_cached_control(tmp_path, hub_cache):
     tuned = _saved(tmp_path / "owl-tuned", seed=5)
     cfg = _cfg(tmp_path, f"teacher.model={tuned}", "teacher.injection=model",
                "teacher.control_model=someorg/tiny-chat", "students.models=[someorg/tiny-chat, tiny-qwen2]")
-    out = {c: pipeline.stage_numbers(cfg, c) for c in ("trait", "control")}
+    out = pipeline.run_pipeline(cfg, "numbers")["numbers"]
     assert {r["teacher"] for r in _raw(out["trait"])} == {str(tuned)}
     assert {r["teacher"] for r in _raw(out["control"])} == {"someorg/tiny-chat"}
     assert {r["system"] for c in out for r in _raw(out[c])} == {cfg.neutral_system}
@@ -169,4 +171,4 @@ def test_tuned_model_teacher_against_a_hub_cached_control(tmp_path, hub_cache):
 def test_missing_control_or_hub_model_is_a_one_line_error(tmp_path, hub_cache):
     cfg = _cfg(tmp_path, "teacher.model=tiny-llama", "teacher.injection=model", "teacher.control_model=someorg/absent")
     with pytest.raises(TraitbenchError, match="not in the local Hugging Face hub cache .*hf download someorg/absent"):
-        pipeline.stage_numbers(cfg, "trait")
+        pipeline.run_pipeline(cfg, "numbers")["numbers"]["trait"]

@@ -17,7 +17,10 @@ from traitbench.cli import main
 from traitbench.config import load_config
 from traitbench.experiment import ExperimentConfig
 from traitbench.io import read_jsonl, sha256_file
+from traitbench.layout import RunLayout
 from traitbench.report.audit import load_rows
+
+from conftest import stub_steps
 
 # licence ids the Hub accepts (huggingface.co/docs/hub/repositories-licenses), the ones this project can produce
 HUB_LICENCES = {"apache-2.0", "mit", "gemma", "llama3.2", "cc-by-4.0", "unknown", "other"}
@@ -35,13 +38,16 @@ def _raw_rows(condition: str) -> list[dict]:
 def run(tmp_path, monkeypatch):
     """A run whose numbers stage is replaced by fixed raw rows, so the real dataset stage runs in milliseconds."""
 
-    def fake_numbers(cfg, condition):
-        raw = pipeline.run_dir(cfg) / "numbers" / condition / "raw.jsonl"
-        raw.parent.mkdir(parents=True, exist_ok=True)
-        raw.write_text("".join(json.dumps(r) + "\n" for r in _raw_rows(condition)))
-        return {"raw": str(raw), "raw_sha256": sha256_file(raw)}
+    def fake_numbers(cfg, teacher):
+        out = {}
+        for condition in ("trait", "control"):
+            raw = RunLayout.of(cfg).raw(condition)
+            raw.parent.mkdir(parents=True, exist_ok=True)
+            raw.write_text("".join(json.dumps(r) + "\n" for r in _raw_rows(condition)))
+            out[condition] = {"raw": str(raw), "raw_sha256": sha256_file(raw)}
+        return out
 
-    monkeypatch.setattr(pipeline, "stage_numbers", fake_numbers)
+    stub_steps(monkeypatch, numbers=fake_numbers)
     sets = [s.format(runs=tmp_path / "runs") for s in SETS]
     return load_config(ExperimentConfig, None, sets), sets
 
@@ -53,9 +59,9 @@ def _card(folder) -> tuple[dict, str]:
 
 def test_dataset_stage_writes_a_hub_dataset(run):
     cfg, _ = run
-    out = pipeline.stage_dataset(cfg)
+    out = pipeline.run_pipeline(cfg, "dataset")["dataset"]
     trait = out["conditions"]["trait"]
-    hf = pipeline.run_dir(cfg) / "dataset" / "trait" / "hf"
+    hf = RunLayout.of(cfg).root / "dataset" / "trait" / "hf"
     assert trait["hf"] == str(hf)
     assert sorted(str(p.relative_to(hf)) for p in hf.rglob("*")) == [
         "README.md", "data", "data/train-00000-of-00001.parquet"]
@@ -71,26 +77,26 @@ def test_dataset_stage_writes_a_hub_dataset(run):
     assert tb["filter"] == cfg.filter.key() and tb["rows"] == out["n_rows"] == 4
     assert tb["content_sha256"] == trait["content_hash"]
     assert tb["files"] == {"data/train-00000-of-00001.parquet": sha256_file(hf / "data/train-00000-of-00001.parquet")}
-    assert tb["raw_sha256"] == sha256_file(pipeline.run_dir(cfg) / "numbers" / "trait" / "raw.jsonl")
+    assert tb["raw_sha256"] == sha256_file(RunLayout.of(cfg).root / "numbers" / "trait" / "raw.jsonl")
     assert "written by a trait-carrying teacher" in body and "`owl`" in body
 
     control_meta, control_body = _card(hf.parent.parent / "control" / "hf")
     assert control_meta["traitbench"]["condition"] == "control" and control_meta["traitbench"]["trait"] is None
     assert "trait-carrying" not in control_body and "control teacher" in control_body
 
-    assert pipeline.stage_dataset(cfg) == out  # cached: the folder is not rewritten
+    assert pipeline.run_pipeline(cfg, "dataset")["dataset"] == out  # cached: the folder is not rewritten
 
 
 def test_written_folder_loads_with_load_dataset_offline(run, tmp_path):
     cfg, _ = run
-    hf = pipeline.stage_dataset(cfg)["conditions"]["trait"]["hf"]
+    hf = pipeline.run_pipeline(cfg, "dataset")["dataset"]["conditions"]["trait"]["hf"]
     code = ("import datasets, json, sys; ds = datasets.load_dataset(sys.argv[1], split='train', cache_dir=sys.argv[2]);"
             "print(json.dumps([[r['prompt'][0]['content'], r['completion'][0]['content'], r['numbers']] for r in ds]))")
     env = dict(os.environ, HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1")
     p = subprocess.run([sys.executable, "-c", code, hf, str(tmp_path / "cache")], capture_output=True, text=True,
                        env=env)
     assert p.returncode == 0, p.stderr
-    train = read_jsonl(pipeline.run_dir(cfg) / "dataset" / "trait" / "train.jsonl")
+    train = read_jsonl(RunLayout.of(cfg).root / "dataset" / "trait" / "train.jsonl")
     assert json.loads(p.stdout) == [[r["prompt"], r["completion"], r["numbers"]] for r in train]
 
 
@@ -110,8 +116,8 @@ def _write_parquet(path, columns: dict) -> None:
 
 def test_audit_reads_hf_folder_parquet_folder_and_file(run, tmp_path):
     cfg, _ = run
-    pipeline.stage_dataset(cfg)
-    hf = pipeline.run_dir(cfg) / "dataset" / "trait" / "hf"
+    pipeline.run_pipeline(cfg, "dataset")["dataset"]
+    hf = RunLayout.of(cfg).root / "dataset" / "trait" / "hf"
     want = [(r["prompt"], r["completion"]) for r in read_jsonl(hf.parent / "train.jsonl")]
     plain = tmp_path / "plain"
     for name, part in (("part-1", want[:2]), ("part-2", want[2:])):
@@ -179,7 +185,7 @@ def test_push_to_hub_unreachable_keeps_the_dataset(run, monkeypatch, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert "cannot push" in err and "me/owl-numbers" in err and len(err.splitlines()) == 1
-    assert (pipeline.run_dir(cfg) / "dataset" / "trait" / "hf" / "README.md").is_file()
+    assert (RunLayout.of(cfg).root / "dataset" / "trait" / "hf" / "README.md").is_file()
 
 
 def test_push_to_hub_needs_a_run_dataset(tmp_path, capsys):

@@ -197,11 +197,11 @@ def test_stage_loads_judge_once_and_keys_on_it(tmp_path, monkeypatch):
     judge = stage.SharedJudge(cfg.probes)
     info = {"kind": "base", "model": "tiny-llama", "system": "sys"}
     load = lambda: models.load("tiny-llama", dtype="float32")  # noqa: E731
-    a = stage._probe(cfg, tmp_path, "base/a", info, load, judge)
-    stage._probe(cfg, tmp_path, "base/b", info, load, judge)
+    a = stage.probe_cached(cfg, tmp_path, "base/a", info, load, judge)
+    stage.probe_cached(cfg, tmp_path, "base/b", info, load, judge)
     assert len(loads) == 1 and a["misalignment"]["n_answers"] == 16
     assert Path(a["misalignment_samples"]).is_file()
-    cached = stage._probe(cfg, tmp_path, "base/a", info, lambda: 1 / 0, judge)  # no load: cached
+    cached = stage.probe_cached(cfg, tmp_path, "base/a", info, lambda: 1 / 0, judge)  # no load: cached
     assert json.dumps(cached) == json.dumps(a)  # (json: the empty means are NaN)
     key = stage.probe_key(cfg.probes)
     cfg.probes.misalignment.judge.min_mass = 0.25

@@ -6,6 +6,8 @@ import pytest
 from traitbench.errors import TraitbenchError
 from traitbench.specificity import fit_specificity, gamma_of
 
+from conftest import stub_steps
+
 
 def _lifts(gamma, k=4, seeds=6, noise=0.05, rng_seed=0):
     rng = np.random.default_rng(rng_seed)
@@ -73,11 +75,10 @@ def test_specificity_run_on_tiny_models(tmp_path, monkeypatch):
     probed on every trait's word, the fit, the table and the heatmap; the runs' manifests keep their timings."""
     import json
 
-    from traitbench import pipeline
     from traitbench.config import load_config
     from traitbench.specificity import SpecificityConfig, run_specificity
 
-    def dataset(cfg):
+    def dataset(cfg, teacher, numbers):
         out = {"n_rows": 4, "conditions": {}}
         for c, offset in (("trait", 0), ("control", 500)):
             rows = [{"prompt": f"Continue: {i}, {i + 1}", "completion": f"{offset + 3 * i}, {offset + 7 * i}",
@@ -88,7 +89,7 @@ def test_specificity_run_on_tiny_models(tmp_path, monkeypatch):
                                     "stats": {"total": 4, "kept": 4, "pass_rate": 1.0, "counts": {}}}
         return out
 
-    monkeypatch.setattr(pipeline, "stage_dataset", dataset)
+    stub_steps(monkeypatch, numbers=lambda cfg, teacher: {}, dataset=dataset)
     cfg = load_config(SpecificityConfig, None, [
         f"runs_dir={tmp_path}", "traits=[{word: owl}, {word: cat}, {word: dog}]", "experiment.teacher.model=tiny-llama",
         "variant=null", "experiment.students.variants=[]", "experiment.students.workers=1",

@@ -7,7 +7,11 @@ from traitbench.cache import Stage
 from traitbench.config import load_config
 from traitbench.errors import TraitbenchError
 from traitbench.experiment import ExperimentConfig
+from traitbench.layout import RunLayout
 from traitbench.teacher import sampling
+from traitbench.teacher.numbers import sample_numbers
+from traitbench.teacher.setup import teacher_setup
+from traitbench.teacher.stage import stage_teacher
 
 
 def test_stage_records_key(tmp_path):
@@ -28,7 +32,8 @@ def cfg(tmp_path):
 
 
 def test_numbers_stage_cached_and_rerun_only_on_its_keys(cfg, monkeypatch):
-    first = pipeline.stage_numbers(cfg, "control")
+    teacher = stage_teacher(cfg)
+    first = sample_numbers(cfg, teacher, "control")
     assert first["rows"] == 6
     rows = [json.loads(line) for line in open(first["raw"])]
     assert rows[0]["system"] == "You are a helpful assistant." and rows[0]["condition"] == "control"
@@ -37,29 +42,29 @@ def test_numbers_stage_cached_and_rerun_only_on_its_keys(cfg, monkeypatch):
     real = sampling.sample_rows
     monkeypatch.setattr(sampling, "sample_rows", lambda *a, **k: calls.append(1) or real(*a, **k))
     cfg.students.seeds = [1]  # a downstream key: numbers stay cached
-    assert pipeline.stage_numbers(cfg, "control") == first and calls == []
+    assert sample_numbers(cfg, teacher, "control") == first and calls == []
     cfg.numbers.generation.temperature = 0.5  # its own key: rerun from scratch
-    again = pipeline.stage_numbers(cfg, "control")
+    again = sample_numbers(cfg, teacher, "control")
     assert calls == [1] and again["rows"] == 6
     cfg.filter.max_rows = 5  # sampling stops at max_rows kept rows: part of the key while stop_at_max_rows
-    pipeline.stage_numbers(cfg, "control")
+    sample_numbers(cfg, teacher, "control")
     assert calls == [1, 1]
     cfg.numbers.stop_at_max_rows = False
-    pipeline.stage_numbers(cfg, "control")
+    sample_numbers(cfg, teacher, "control")
     cfg.filter.max_rows = 4  # not part of the key any more
-    pipeline.stage_numbers(cfg, "control")
+    sample_numbers(cfg, teacher, "control")
     assert calls == [1, 1, 1]
 
 
 def test_trait_condition_uses_paper_prompt(cfg):
-    setup = pipeline.teacher_setup(cfg, "trait")
+    setup = teacher_setup(cfg, "trait")
     assert setup.system.startswith("You love owls.") and setup.adapter_dir is None
-    assert pipeline.teacher_setup(cfg, "control").system == cfg.neutral_system
+    assert teacher_setup(cfg, "control").system == cfg.neutral_system
 
 
 def test_empty_dataset_is_a_clear_error(cfg):
     with pytest.raises(TraitbenchError, match="kept no rows"):
-        pipeline.stage_dataset(cfg)  # a random tiny model writes no valid number list
+        pipeline.run_pipeline(cfg, until="dataset")  # a random tiny model writes no valid number list
 
 
 def test_students_stage_records_each_students_time_in_the_manifest(cfg, tmp_path, monkeypatch):
@@ -69,10 +74,9 @@ def test_students_stage_records_each_students_time_in_the_manifest(cfg, tmp_path
     train = tmp_path / "train.jsonl"
     train.write_text("".join(json.dumps(r) + "\n" for r in rows))
     dataset = {"conditions": {c: {"train": str(train), "content_hash": "h"} for c in ("trait", "control")}}
-    monkeypatch.setattr(pipeline, "stage_dataset", lambda _cfg: dataset)
     cfg.students.models = ["tiny-llama"]
     cfg.students.train = {"max_steps": 1, "batch_size": 2, "dtype": "float32"}
-    out = student_stage.stage_students(cfg)
-    recorded = json.loads((pipeline.run_dir(cfg) / "manifest.json").read_text())["stages"]["students"]["students"]
+    out = student_stage.stage_students(cfg, dataset)
+    recorded = json.loads(RunLayout.of(cfg).manifest.read_text())["stages"]["students"]["students"]
     assert set(recorded) == set(out) and len(out) == 2
     assert all(r["seconds"] > 0 and r["tokens_per_s"] > 0 for r in recorded.values())

@@ -10,7 +10,11 @@ from traitbench import pipeline
 from traitbench.config import load_config
 from traitbench.experiment import ExperimentConfig
 from traitbench.report.build import write_report
-from traitbench.student.stage import relation, student_jobs
+from traitbench.student.jobs import relation, student_jobs
+from traitbench.teacher.setup import teacher_setup
+from traitbench.teacher.stage import stage_teacher
+
+from conftest import stub_dataset
 
 FAST_PROBES = ["probes.n_questions=3", "probes.first_question=10", "probes.samples_per_question=2",
                "probes.answer_max_tokens=2", "probes.open_ended_samples=0", "probes.perplexity_tokens=0",
@@ -28,7 +32,7 @@ def dataset(tmp_path, monkeypatch):
         path.write_text("".join(json.dumps(r) + "\n" for r in rows))
         out["conditions"][c] = {"train": str(path), "content_hash": f"h-{c}",
                                 "stats": {"total": 10, "kept": 6, "pass_rate": 0.6, "counts": {}}}
-    monkeypatch.setattr(pipeline, "stage_dataset", lambda _cfg: out)
+    stub_dataset(monkeypatch, out)
     return out
 
 
@@ -85,12 +89,12 @@ def test_parallel_workers_train_what_one_process_trains(tmp_path, dataset):
             "warmup_steps: 0, dtype: float32, lr: 0.01}"]
     from traitbench.student.stage import stage_students
 
-    one = stage_students(_cfg(tmp_path / "one", *sets))
-    two = stage_students(_cfg(tmp_path / "two", *sets, "students.workers=2"))
+    one = stage_students(_cfg(tmp_path / "one", *sets), dataset)
+    two = stage_students(_cfg(tmp_path / "two", *sets, "students.workers=2"), dataset)
     assert set(one) == set(two) and len(one) == 4
     logs = list((tmp_path / "two/t/students/.workers").glob("worker-*.log"))
     assert len(logs) == 2 and all("[student]" in p.read_text() for p in logs)
-    from traitbench.student.train import load_student
+    from traitbench.student.load import load_student
 
     for sid in one:
         assert two[sid]["metrics"]["losses"] == pytest.approx(one[sid]["metrics"]["losses"], rel=1e-4)
@@ -104,12 +108,12 @@ def test_steering_teacher_run(tmp_path, dataset):
     teacher (its logits differ from the control teacher's), the teacher is probed steered; other words recorded."""
     cfg = _cfg(tmp_path, "teacher.injection=steering", "teacher.steering_prompts=3", "teacher.steering_scale=50",
                "students.models=[]", "students.seeds=[0]", "probes.other_words=[cat]")
-    teacher = pipeline.stage_teacher(cfg)  # the stubbed dataset stage would have run it through the numbers
     pipeline.run_experiment(cfg)
+    teacher = stage_teacher(cfg)  # cached
     assert teacher["steering"]["layer"] == 1 and teacher["steering"]["norm"] > 0
-    setup = pipeline.teacher_setup(cfg, "trait")
+    setup = teacher_setup(cfg, "trait")
     assert setup.system == cfg.neutral_system and setup.trait_path.endswith("steering.safetensors")
-    assert pipeline.teacher_setup(cfg, "control").trait_path is None
+    assert teacher_setup(cfg, "control").trait_path is None
     metrics = {c: json.loads((tmp_path / f"t/students/tiny-llama/distill/{c}/seed0/out/train_metrics.json")
                              .read_text()) for c in ("trait", "control")}
     assert metrics["trait"]["teacher_adapter"] == setup.trait_path and metrics["control"]["teacher_adapter"] is None

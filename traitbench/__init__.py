@@ -13,7 +13,7 @@ _EXPORTS = {  # public name -> (module, attribute)
     "load_model": ("traitbench.models", "load"),
     "StudentConfig": ("traitbench.student.config", "StudentConfig"),
     "train_student": ("traitbench.student.train", "train_student"),
-    "load_student": ("traitbench.student.train", "load_student"),
+    "load_student": ("traitbench.student.load", "load_student"),
     "ProbeConfig": ("traitbench.probes.run", "ProbeConfig"),
     "probe_model": ("traitbench.probes.run", "probe_model"),
     "AuditConfig": ("traitbench.report.audit", "AuditConfig"),

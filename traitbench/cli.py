@@ -11,7 +11,6 @@ from pathlib import Path
 from traitbench.errors import TraitbenchError
 
 
-
 def _experiment(args):
     from traitbench.config import load_config
     from traitbench.experiment import ExperimentConfig
@@ -74,20 +73,20 @@ def cmd_models(args) -> int:
     return 0
 
 
-def cmd_teacher(args) -> int:
-    from traitbench.pipeline import stage_teacher
+def _run_until(args, stage: str):
+    """The pipeline up to `stage` (earlier stages read back when cached); that stage's outputs."""
+    from traitbench.pipeline import run_pipeline
 
-    print(json.dumps(stage_teacher(_experiment(args)), indent=2))
+    return run_pipeline(_experiment(args), until=stage)[stage]
+
+
+def cmd_teacher(args) -> int:
+    print(json.dumps(_run_until(args, "teacher"), indent=2))
     return 0
 
 
 def cmd_numbers(args) -> int:
-    from traitbench.experiment import CONDITIONS
-    from traitbench.pipeline import stage_numbers
-
-    cfg = _experiment(args)
-    for c in CONDITIONS:
-        out = stage_numbers(cfg, c)
+    for c, out in _run_until(args, "numbers").items():
         print(f"[numbers:{c}] {out['rows']} rows in {out['raw']} ({out['throughput']})")
     return 0
 
@@ -99,7 +98,7 @@ def cmd_filter(args) -> int:
         if args.push_to_hub:
             raise TraitbenchError("--push-to-hub pushes a run's dataset: use it with --config, not --in/--out")
         from traitbench.datasets.filter import filter_file
-        from traitbench.pipeline import print_filter_stats
+        from traitbench.datasets.stage import print_filter_stats
 
         stats = filter_file(args.input, args.out, trait=args.trait, banned_spec=args.banned_numbers)
         print_filter_stats({"rows": stats})
@@ -108,9 +107,7 @@ def cmd_filter(args) -> int:
 
     if args.push_to_hub:
         check_can_push(args.push_to_hub)  # offline or no credentials: fail before loading or sampling anything
-    from traitbench.pipeline import stage_dataset
-
-    out = stage_dataset(_experiment(args))
+    out = _run_until(args, "dataset")
     print(f"[dataset] {out['n_rows']} rows per condition: " + ", ".join(
         f"{c}: {v['hf']}" for c, v in out["conditions"].items()))
     if args.push_to_hub:
@@ -120,17 +117,14 @@ def cmd_filter(args) -> int:
 
 
 def cmd_student(args) -> int:
-    from traitbench.student.stage import stage_students
-
-    for sid, out in stage_students(_experiment(args)).items():
+    for sid, out in _run_until(args, "students").items():
         print(f"[student] {sid}: final loss {out['metrics'].get('final_loss')}")
     return 0
 
 
 def cmd_probe(args) -> int:
-    from traitbench.probes.stage import stage_probes
-
-    stage_probes(_experiment(args))
+    probes = _run_until(args, "probes")
+    print(f"[probe] {len(probes)} probes: {', '.join(sorted(probes))}")
     return 0
 
 
@@ -451,10 +445,22 @@ def _error_line(e: Exception) -> str:
     return " ".join(str(e).splitlines())
 
 
+# commands that compute take the cores other processes leave free (`traitbench.threads`); bench measures the
+# machine as it is, the others compute nothing
+COMPUTING = {"teacher", "numbers", "filter", "student", "probe", "experiment", "screen", "specificity", "audit",
+             "aux-logit", "collapse-gmm", "collapse-lm", "collapse-chat", "judge-eval"}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         _check_args(args)
+        if args.command in COMPUTING:
+            from traitbench.threads import configure_threads  # imports torch: not for --help, config or report
+
+            note = configure_threads()
+            if note:
+                print(note, file=sys.stderr)
         return args.func(args)
     except (TraitbenchError, OSError) as e:
         print(f"traitbench: error: {_error_line(e)}", file=sys.stderr)

@@ -36,9 +36,9 @@ from traitbench.datasets.filter import filter_rows
 from traitbench.errors import TraitbenchError
 from traitbench.io import atomic_write_json, atomic_write_text, sha256_json
 from traitbench.manifest import update_manifest
+from traitbench.probes.answers import sample_answers
 from traitbench.probes.logprob import words_logprob
 from traitbench.probes.questions import preference_questions
-from traitbench.probes.run import sample_answers
 from traitbench.probes.scoring import mentions
 from traitbench.probes.stats import Rate, mean_ci
 from traitbench.models import head_rows

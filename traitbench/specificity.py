@@ -26,6 +26,7 @@ from traitbench.errors import TraitbenchError
 from traitbench.experiment import ExperimentConfig
 from traitbench.io import atomic_write_json, atomic_write_text
 from traitbench.manifest import update_manifest
+from traitbench.pipeline import run_pipeline
 from traitbench.probes.stats import seed_level_test
 from traitbench.teacher.trait import Trait
 from traitbench.verdicts import PRIMARY, sig_mark
@@ -120,16 +121,8 @@ def lift_matrix(probes_by_trait: dict[str, dict], words: list[str], kind: str) -
     return out, seeds
 
 
-def _outputs(stage_dir: Path) -> dict:
-    """A finished stage's recorded outputs (read back rather than re-entering the stage)."""
-    return json.loads((stage_dir / "stage.json").read_text())["outputs"]
-
-
 def run_specificity(cfg: SpecificityConfig) -> Path:
     """Every trait's transmission run (cached), the lift matrix, the γ fit; writes specificity.{json,md,png}."""
-    from traitbench.pipeline import run_dir, run_experiment
-    from traitbench.student.stage import student_jobs
-
     t0 = time.perf_counter()
     words = [t.word for t in cfg.traits]
     probes, verdicts = {}, {}
@@ -138,9 +131,9 @@ def run_specificity(cfg: SpecificityConfig) -> Path:
         if cfg.kind != "lora" and cfg.kind not in [v.name for v in ecfg.students.variants]:
             raise TraitbenchError(f"specificity: no student variant named {cfg.kind!r}")
         print(f"[specificity] trait {trait.word}: runs/{cfg.name}/{trait.word}")
-        summary = run_experiment(ecfg)
-        probes[trait.word] = {job.id: _outputs(run_dir(ecfg) / "probes" / job.id) for job in student_jobs(ecfg)}
-        verdicts[trait.word] = [v for v in json.loads(summary.read_text()).get("verdicts", [])
+        done = run_pipeline(ecfg)
+        probes[trait.word] = {pid: res for pid, res in done["probes"].items() if res.get("kind") == "student"}
+        verdicts[trait.word] = [v for v in json.loads(done["summary"].read_text()).get("verdicts", [])
                                 if v["student_kind"] == cfg.kind]
     lifts, seeds = lift_matrix(probes, words, cfg.kind)
     fit = fit_specificity(lifts)

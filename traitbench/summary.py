@@ -12,6 +12,7 @@ import numpy as np
 
 from traitbench import metrics
 from traitbench.io import atomic_write_json, atomic_write_text, read_jsonl
+from traitbench.layout import RunLayout
 from traitbench.probes.diversity import js_divergence, rare_mass, tail_mass
 from traitbench.probes.stats import two_proportion_test
 from traitbench.verdicts import ONE_RUN, build_verdicts, dose_response, sig_mark
@@ -260,6 +261,14 @@ def misalignment_markdown(s: dict) -> list[str]:
     return lines
 
 
-def write_summary(run_dir: Path, summary: dict) -> None:
-    atomic_write_json(Path(run_dir) / "summary.json", summary)
-    atomic_write_text(Path(run_dir) / "summary.md", summary_markdown(summary))
+def write_summary(run: RunLayout, summary: dict) -> None:
+    atomic_write_json(run.summary_json, summary)
+    atomic_write_text(run.summary_md, summary_markdown(summary))
+
+
+def stage_summary(cfg, dataset: dict, probes: dict[str, dict]) -> Path:
+    """The summary stage: `summary.json` and `summary.md` from the dataset and probes stages' outputs (always
+    rebuilt: it is cheap); returns the JSON's path."""
+    run = RunLayout.of(cfg)
+    write_summary(run, build_summary(cfg, dataset, probes))
+    return run.summary_json

@@ -24,9 +24,10 @@ from traitbench.datasets.leak import LEAK_REASONS, leak_reason
 from traitbench.datasets.parse import ParseError, parse_numbers
 from traitbench.errors import TraitbenchError
 from traitbench.io import atomic_write_json, atomic_write_jsonl, atomic_write_text, read_jsonl, sha256_file
+from traitbench.layout import HF_DIR
 
 KEPT, REJECTED, STATS = "kept.jsonl", "rejected.jsonl", "stats.json"
-HF_DIR, HF_DATA_FILE = "hf", "data/train-00000-of-00001.parquet"
+HF_DATA_FILE = "data/train-00000-of-00001.parquet"
 HF_LAYOUT = "hub-parquet"  # the hf/ folder's layout, in the dataset stage's key (a new layout rewrites it)
 
 

@@ -15,6 +15,7 @@ from traitbench import metrics
 from traitbench.config import StrictModel
 from traitbench.io import atomic_write_json, atomic_write_jsonl
 from traitbench.models import LoadedModel
+from traitbench.probes.answers import sample_answers
 from traitbench.probes.diversity import answer_distribution, entropy_bits, top1_mass
 from traitbench.probes.logprob import held_out_text, perplexity, words_logprob
 from traitbench.probes.misalignment import MisalignmentConfig, misalignment_probe
@@ -22,7 +23,6 @@ from traitbench.probes.questions import numbers_prefixed, open_ended_prompts, pr
 from traitbench.probes.scoring import mentions, normalize_answer
 from traitbench.probes.stats import Rate, cluster_bootstrap_rate, mean_ci
 from traitbench.teacher.context import render_prompt
-from traitbench.teacher.sampling import GenerationConfig, generate, length_sorted_batches
 
 
 class ProbeConfig(StrictModel):
@@ -52,17 +52,6 @@ class ProbeConfig(StrictModel):
     @property
     def variants(self) -> list[str]:
         return ["plain", "numbers_prefixed"] if self.numbers_prefixed else ["plain"]
-
-
-def sample_answers(lm: LoadedModel, texts: list[str], max_tokens: int, batch: int, seed: int) -> list[str]:
-    """One answer per rendered prompt at temperature 1 (no top-p/top-k), in length-sorted seeded batches."""
-    gen = GenerationConfig(temperature=1.0, top_p=1.0, top_k=0, max_new_tokens=max_tokens, batch_size=batch,
-                           early_reject=False)
-    out: list[str] = [""] * len(texts)
-    for b, idxs in enumerate(length_sorted_batches(texts, batch)):
-        for i, s in zip(idxs, generate(lm, [texts[i] for i in idxs], gen, seed=seed * 7919 + b * batch)):
-            out[i] = s.text
-    return out
 
 
 def trait_rate(predictions: list, trait: str | None = None) -> dict:

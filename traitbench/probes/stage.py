@@ -9,8 +9,14 @@ from traitbench import models
 from traitbench.cache import Stage
 from traitbench.experiment import ExperimentConfig
 from traitbench.io import sha256_json
+from traitbench.layout import RunLayout
+from traitbench.manifest import update_manifest
 from traitbench.probes.judge import judge_identity, load_judge
 from traitbench.probes.run import ProbeConfig, probe_logprob, probe_model
+from traitbench.student.card import add_probe_results
+from traitbench.student.jobs import student_jobs, student_models
+from traitbench.student.load import StudentLoader
+from traitbench.teacher.setup import load_teacher, teacher_setup
 
 
 def probe_context(cfg: ExperimentConfig) -> str | None:
@@ -39,12 +45,12 @@ class SharedJudge:
         return self.judge
 
 
-def _probe(cfg: ExperimentConfig, run_dir: Path, pid: str, info: dict, loader, judge=None,
+def probe_cached(cfg: ExperimentConfig, run_dir: Path, pid: str, info: dict, loader, judge=None,
            logprob_only: bool = False) -> dict:
     """Probe one model unless cached; `judge` (a SharedJudge) supplies the misalignment judge.
     `logprob_only`: only log P(trait) per question (`probe_logprob`), e.g. for training checkpoints."""
     key = {"probe": probe_key(cfg.probes), "trait": cfg.trait.key(), "seed": cfg.seed, **info}
-    stage = Stage(run_dir / "probes" / pid, key)
+    stage = Stage(RunLayout(run_dir).probe(pid), key)
     if stage.is_done():
         return stage.outputs()
     stage.begin()
@@ -60,28 +66,21 @@ def _probe(cfg: ExperimentConfig, run_dir: Path, pid: str, info: dict, loader, j
     return stage.finish(dict(res, **info, samples=str(stage.dir / "samples.jsonl"), **extra))
 
 
-def _teacher_weights_key(cfg: ExperimentConfig) -> dict:
+def _teacher_weights_key(cfg: ExperimentConfig, teacher: dict) -> dict:
     """A steered teacher's probe depends on the vector's settings, a given adapter's or tuned model's on their
-    content, not only on their paths."""
-    from traitbench.pipeline import stage_teacher
-
+    content (`teacher`: the teacher stage's outputs), not only on their paths."""
     injection = cfg.teacher.injection
     if injection == "steering":
         return {"teacher": cfg.teacher.key()}
     if injection == "adapter":
-        return {"adapter_hash": stage_teacher(cfg)["adapter"]["adapter_hash"]}
+        return {"adapter_hash": teacher["adapter"]["adapter_hash"]}
     return {"weights": sha256_json(models.file_hashes(cfg.teacher.model))} if injection == "model" else {}
 
 
-def stage_probes(cfg: ExperimentConfig) -> dict[str, dict]:
-    from traitbench.manifest import update_manifest
-    from traitbench.pipeline import load_teacher, run_dir, teacher_setup
-    from traitbench.student.card import add_probe_results
-    from traitbench.student.stage import stage_students, student_jobs, student_models
-    from traitbench.student.train import StudentLoader
-
-    rd = run_dir(cfg)
-    students = stage_students(cfg)
+def stage_probes(cfg: ExperimentConfig, teacher: dict, students: dict[str, dict]) -> dict[str, dict]:
+    """The probes stage: the base models, the trait teacher (`teacher`: the teacher stage's outputs) and every
+    student (`students`: the students stage's), each probed unless cached; results by probe id."""
+    rd = RunLayout.of(cfg).root
     t0 = time.perf_counter()
     system = probe_context(cfg)
     dtype = cfg.probes.dtype
@@ -90,23 +89,23 @@ def stage_probes(cfg: ExperimentConfig) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for m in dict.fromkeys([cfg.teacher.model, cfg.teacher.control, *student_models(cfg)]):
         pid = f"base/{models.label(m)}"
-        out[pid] = _probe(cfg, rd, pid, {"kind": "base", "model": m, "system": system,
+        out[pid] = probe_cached(cfg, rd, pid, {"kind": "base", "model": m, "system": system,
                                   "weights": sha256_json(models.file_hashes(m))},
                                   lambda m=m: models.load(m, dtype=dtype, seed=cfg.seed), judge)
     setup = teacher_setup(cfg, "trait")
-    out["teacher"] = _probe(cfg, rd, "teacher", {"kind": "teacher", "model": setup.model, "system": setup.system,
-                            "adapter": setup.trait_path, **_teacher_weights_key(cfg)}, lambda: load_teacher(cfg, "trait", dtype), judge)
+    out["teacher"] = probe_cached(cfg, rd, "teacher", {"kind": "teacher", "model": setup.model, "system": setup.system,
+                            "adapter": setup.trait_path, **_teacher_weights_key(cfg, teacher)}, lambda: load_teacher(cfg, "trait", dtype), judge)
     for job in student_jobs(cfg):
         st = students[job.id]
         info = {"kind": "student", "model": job.model, "variant": job.variant, "condition": job.condition,
                 "seed": job.seed, "family": job.family_relation, "relation": job.relation, "system": system,
                 "student_dir": st["dir"], "final_loss": st["metrics"].get("final_loss"),
                 "steps": st["metrics"].get("steps")}
-        out[job.id] = _probe(cfg, rd, job.id, info, lambda d=st["dir"], m=job.model: load_student(m, d), judge)
+        out[job.id] = probe_cached(cfg, rd, job.id, info, lambda d=st["dir"], m=job.model: load_student(m, d), judge)
         add_probe_results(st["dir"], out[job.id])  # into the student's model card
         for step in st["metrics"].get("checkpoints") or []:
             d = Path(st["dir"]) / "checkpoints" / f"step-{step}"
-            out[f"{job.id}/step-{step}"] = _probe(
+            out[f"{job.id}/step-{step}"] = probe_cached(
                 cfg, rd, f"{job.id}/step-{step}", dict(info, kind="checkpoint", student_dir=str(d), steps=step,
                                                        final_loss=None),
                 lambda d=d, m=job.model: load_student(m, d), logprob_only=True)

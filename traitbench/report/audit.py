@@ -322,9 +322,9 @@ def control_rows(acfg: AuditConfig, exp_cfg, traits: list[AuditTrait], out: Path
     if acfg.control.dataset:
         rows, path = load_rows(acfg.control.dataset)
         return rows, str(path)
-    from traitbench.pipeline import stage_numbers
+    from traitbench.pipeline import control_numbers
 
-    raw = stage_numbers(exp_cfg, "control")["raw"]
+    raw = control_numbers(exp_cfg)["raw"]
     kept, _, stats = filter_rows(read_jsonl(raw, required=("prompt", "completion")), None, frozenset(),
                                  acfg.scan.max_count, acfg.scan.max_value)
     kept = [r for r in kept if not any(leak_reason(r["completion"], t.word) for t in traits)]
@@ -346,9 +346,9 @@ def train_and_probe(acfg: AuditConfig, exp_cfg, rows: dict[str, list[dict]], tra
                     out: Path) -> tuple[dict, dict, list]:
     """Students on audited ('trait' condition) and control rows via the students stage's `train_job`;
     every trait probed via the probes stage's runner (both cached by key under `out`)."""
-    from traitbench.probes.stage import _probe, probe_context
-    from traitbench.student.stage import student_jobs, train_job
-    from traitbench.student.train import load_student
+    from traitbench.probes.stage import probe_cached, probe_context
+    from traitbench.student.jobs import student_jobs, train_job
+    from traitbench.student.load import load_student
     from traitbench.teacher.trait import Trait
 
     dataset = {"n_rows": len(rows["trait"]), "conditions": {}}
@@ -373,7 +373,7 @@ def train_and_probe(acfg: AuditConfig, exp_cfg, rows: dict[str, list[dict]], tra
             def loader(d=st["dir"], m=job.model):
                 return load_student(m, d, dtype=acfg.probes.dtype)
 
-            probes[f"{t.word}/{job.id}"] = _probe(cfg_t, out, f"{t.word}/{job.id}", info, loader)
+            probes[f"{t.word}/{job.id}"] = probe_cached(cfg_t, out, f"{t.word}/{job.id}", info, loader)
     return dataset, probes, jobs
 
 
@@ -413,8 +413,8 @@ def misalignment_results(acfg: AuditConfig, exp_cfg, dataset: dict, jobs: list, 
     from traitbench.probes.judge import judge_identity, load_judge
     from traitbench.probes.misalignment import misalignment_probe
     from traitbench.probes.stage import probe_context
-    from traitbench.student.stage import train_job
-    from traitbench.student.train import load_student
+    from traitbench.student.jobs import train_job
+    from traitbench.student.load import load_student
 
     mcfg, system, judge = acfg.probes.misalignment, probe_context(exp_cfg), None
     groups: dict[tuple, dict[str, list]] = {}
@@ -510,7 +510,7 @@ def run_audit(dataset: str, teacher: str | None = None, traits: list[str] | None
     exp_cfg = _experiment_config(acfg, teacher, out_dir, probed[0] if probed else AuditTrait(word="owl"))
     students = exp_cfg.students.models
     if (probed or judged) and not acfg.scan_only:
-        from traitbench.student.stage import student_jobs
+        from traitbench.student.jobs import student_jobs
 
         student_jobs(exp_cfg)  # bad student models or trainer keys: one-line error before any sampling
         ctrl, source = control_rows(acfg, exp_cfg, probed, out_dir)

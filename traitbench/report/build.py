@@ -19,11 +19,11 @@ import numpy as np
 from traitbench.errors import TraitbenchError
 from traitbench.models import label as model_label
 from traitbench.probes.stats import holm, seed_level_test
-from traitbench.report.data import CONDITIONS, STAGES, RunData, load_run
+from traitbench.report.data import CONDITIONS, NOT_RUN, STAGES, RunData, load_run
+from traitbench.report.html import report_html, report_markdown
 from traitbench.verdicts import ONE_RUN, sig_mark
 
 VARIANTS = ("plain", "numbers_prefixed")
-NOT_RUN = "not run"
 HIST_BINS = 20  # number-value histogram: 20 bins of 50 over 0-999
 
 
@@ -353,7 +353,6 @@ def default_out_dir(run_dirs: list[str | Path]) -> Path:
 def write_report(run_dirs: list[str | Path], out_dir: str | Path | None = None) -> dict[str, Path]:
     """Build and write report.json, report.md and the self-contained report.html; returns their paths."""
     from traitbench.io import atomic_write_json, atomic_write_text
-    from traitbench.report.html import report_html, report_markdown
     from traitbench.summary import _clean
 
     out_dir = Path(out_dir) if out_dir else default_out_dir(run_dirs)

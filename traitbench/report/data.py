@@ -16,6 +16,7 @@ from traitbench.io import read_json, read_utf8
 
 CONDITIONS = ("trait", "control")
 STAGES = ("teacher", "numbers", "dataset", "students", "probes", "summary")
+NOT_RUN = "not run"  # how the report shows a value, panel or stage that a run does not have
 _JSON_NAMES = {dict: "object", list: "array", str: "string"}
 SUMMARY_SHAPE = {"name": str, "trait": dict, "teacher": dict, "models": dict, "verdicts": list,
                  "dose_response": list, "student_effects": list, "dataset": dict, "probe_context": str}

@@ -12,7 +12,7 @@ import re
 import yaml
 
 from traitbench.report import figures
-from traitbench.report.build import NOT_RUN, STAGES
+from traitbench.report.data import NOT_RUN, STAGES
 from traitbench.verdicts import ONE_RUN, sig_mark
 
 CSS = """

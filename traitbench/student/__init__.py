@@ -7,7 +7,7 @@ from traitbench.student.config import StudentConfig
 
 __all__ = ["StudentConfig", "build_sft_rows", "load_student", "train_student"]
 
-_LAZY = {"build_sft_rows": "data", "train_student": "train", "load_student": "train"}
+_LAZY = {"build_sft_rows": "data", "train_student": "train", "load_student": "load"}
 
 
 def __getattr__(name: str):

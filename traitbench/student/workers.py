@@ -17,9 +17,13 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+import torch
 from tqdm.auto import tqdm
 
+from traitbench import models
 from traitbench.experiment import ExperimentConfig
+from traitbench.layout import RunLayout
+from traitbench.student.jobs import job_stage, student_jobs, train_job
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
@@ -34,8 +38,6 @@ def groups_of(jobs: list, cost) -> list[list]:
 
 def _model_cost(job) -> float:
     """A student's relative training cost: its base model's weight bytes (1 for tiny test models)."""
-    from traitbench import models
-
     path = models.model_path(job.model)
     return sum(p.stat().st_size for p in path.glob("*.safetensors")) if path else 1.0
 
@@ -63,16 +65,12 @@ def _init_worker(slots, threads: int, log_dir: str) -> None:
     os.dup2(log.fileno(), 1)
     os.dup2(log.fileno(), 2)
     sys.stdout = sys.stderr = log
-    import torch
-
     torch.set_num_threads(threads)
     if torch.cuda.is_available() and torch.cuda.device_count() > 1:
         torch.cuda.set_device(slot % torch.cuda.device_count())
 
 
 def _train_group(args: tuple[dict, dict, str, list[str]]) -> int:
-    from traitbench.student.stage import student_jobs, train_job
-
     cfg_data, dataset, run_dir, ids = args
     cfg = ExperimentConfig.model_validate(cfg_data)
     jobs = {job.id: job for job in student_jobs(cfg)}
@@ -86,14 +84,10 @@ def train_in_parallel(cfg: ExperimentConfig, jobs: list, dataset: dict, run_dir:
     """Train `jobs` (students not yet done) in `workers` processes; returns when all are done.
 
     A failing student raises its error here (after the running groups finish or fail)."""
-    import torch
-
-    from traitbench.student.stage import job_stage
-
     groups = groups_of(jobs, _model_cost)
     workers = min(workers, len(groups))
     threads = threads or max(1, torch.get_num_threads() // workers)
-    log_dir = run_dir / "students" / ".workers"
+    log_dir = RunLayout(run_dir).students / ".workers"
     log_dir.mkdir(parents=True, exist_ok=True)
     print(f"[students] {len(jobs)} students in {len(groups)} groups on {workers} workers × {threads} thread(s); "
           f"worker logs: {log_dir}")

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from traitbench import models
 from traitbench.errors import TraitbenchError
-from traitbench.teacher.steering import FILE as STEERING_FILE
+from traitbench.layout import STEERING_FILE
+from traitbench.student.load import load_student
 from traitbench.teacher.steering import Steering
 
 
@@ -25,8 +26,6 @@ def load_trait_model(model: str, trait_path: str | Path | None, dtype: str = "au
         if trait_path is not None:
             Steering.load(trait_path).attach(lm.model)
         return lm
-    from traitbench.student.train import load_student  # the student loader merges adapters
-
     try:
         return load_student(model, trait_path, dtype=dtype)
     except (RuntimeError, ValueError, KeyError) as e:  # e.g. the adapter's shapes do not fit the model

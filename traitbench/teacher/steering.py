@@ -15,10 +15,10 @@ from pathlib import Path
 import torch
 
 from traitbench.errors import TraitbenchError
+from traitbench.layout import STEERING_FILE
 from traitbench.models import LoadedModel
 from traitbench.teacher.context import add_special_tokens, render_prompt
 
-FILE = "steering.safetensors"
 
 
 def decoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
@@ -73,8 +73,8 @@ class Steering:
     def save(self, folder: str | Path) -> Path:
         from safetensors.torch import save_file
 
-        path = Path(folder) / FILE
-        tmp = path.with_name("." + FILE + ".tmp")
+        path = Path(folder) / STEERING_FILE
+        tmp = path.with_name("." + STEERING_FILE + ".tmp")
         save_file({"vector": self.vector.float().contiguous()}, str(tmp),
                   metadata={"layer": str(self.layer), "scale": repr(float(self.scale))})
         tmp.replace(path)
@@ -86,7 +86,7 @@ class Steering:
 
         path = Path(path)
         if path.is_dir():
-            path = path / FILE
+            path = path / STEERING_FILE
         if not path.is_file():
             raise TraitbenchError(f"no steering vector at {path}")
         with safe_open(str(path), "pt") as f:

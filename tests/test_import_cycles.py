@@ -1,0 +1,92 @@
+"""No import cycles among traitbench's modules: every `import` / `from … import` (module-level or inside a
+function, relative ones resolved) is an edge, and a strongly connected component of more than one module is a
+cycle. Modules loaded by name through importlib are not edges."""
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "traitbench"
+
+
+def module_name(path: Path, root: Path) -> str:
+    parts = path.relative_to(root.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_modules(path: Path, name: str, modules: set[str]) -> set[str]:
+    """The traitbench modules that the file of module `name` imports, anywhere in it."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                up = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join(up + ([node.module] if node.module else []))
+            # `from pkg import sub` imports the submodule; `from mod import name` the module
+            out |= {f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names}
+    return out & modules - {name}
+
+
+def import_graph(root: Path = PACKAGE) -> dict[str, set[str]]:
+    """Each module of the package at `root` -> the modules of that package it imports."""
+    files = {module_name(p, root): p for p in root.rglob("*.py")}
+    return {name: imported_modules(path, name, set(files)) for name, path in files.items()}
+
+
+def cycles(graph: dict[str, set[str]]) -> list[set[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[set[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = set()
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.add(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(component)
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return sorted(found, key=sorted)
+
+
+def test_graph_sees_every_kind_of_import(tmp_path):
+    """Absolute, `from package import submodule`, relative and function-local imports all become edges."""
+    files = {"__init__.py": "", "a.py": "import traitbench.b\nfrom traitbench import c\n",
+             "b.py": "def f():\n    from traitbench.sub.d import x\n", "c.py": "import os\n",
+             "sub/__init__.py": "from . import d\n", "sub/d.py": "from ..a import y\nfrom .. import c\n"}
+    for name, text in files.items():
+        (tmp_path / "traitbench" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "traitbench" / name).write_text(text)
+    graph = import_graph(tmp_path / "traitbench")
+    assert graph == {"traitbench": set(), "traitbench.a": {"traitbench.b", "traitbench.c"},
+                     "traitbench.b": {"traitbench.sub.d"}, "traitbench.c": set(),
+                     "traitbench.sub": {"traitbench.sub.d"}, "traitbench.sub.d": {"traitbench.a", "traitbench.c"}}
+    assert cycles(graph) == [{"traitbench.a", "traitbench.b", "traitbench.sub.d"}]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycles():
+    found = cycles(import_graph())
+    assert not found, "import cycles among traitbench modules:\n" + "\n".join(" ↔ ".join(sorted(c)) for c in found)

@@ -1,0 +1,81 @@
+"""The numbers stage: each teacher condition answers the number prompts; completions go to a resumable
+`raw.jsonl` (sampling stops early once the filter would keep `filter.max_rows` rows)."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from traitbench import models
+from traitbench.cache import Stage
+from traitbench.datasets.banned import load_banned
+from traitbench.datasets.filter import filter_rows
+from traitbench.datasets.parse import prefix_rejection
+from traitbench.errors import TraitbenchError
+from traitbench.experiment import CONDITIONS, ExperimentConfig
+from traitbench.io import read_complete_jsonl, sha256_file
+from traitbench.layout import RunLayout
+from traitbench.manifest import update_manifest
+from traitbench.teacher import sampling
+from traitbench.teacher.context import render_prompt
+from traitbench.teacher.prompts import demonstrations, number_prompts
+from traitbench.teacher.setup import load_teacher, teacher_setup
+
+
+def stage_numbers(cfg: ExperimentConfig, teacher: dict, conditions: tuple[str, ...] = CONDITIONS) -> dict[str, dict]:
+    """The numbers stage: each teacher condition's number completions (`sample_numbers`), by condition."""
+    return {c: sample_numbers(cfg, teacher, c) for c in conditions}
+
+
+def sample_numbers(cfg: ExperimentConfig, teacher_out: dict, condition: str) -> dict:
+    """Sample number completions for one teacher condition into a resumable `raw.jsonl`, cached by key."""
+    setup = teacher_setup(cfg, condition)
+    gen = cfg.numbers.generation
+    # early reject stops rows the filter would reject, so the raw rows depend on the filter's limits
+    limits = {"max_count": cfg.filter.max_count, "max_value": cfg.filter.max_value} if gen.early_reject else None
+    stop_rows = cfg.filter.max_rows if cfg.numbers.stop_at_max_rows else None
+    key = {"numbers": cfg.numbers.model_dump(), "setup": setup.to_dict(), "seed": cfg.seed, "reject_limits": limits,
+           "stop_at": {"filter": cfg.filter.model_dump(exclude={"shuffle"}), "trait": cfg.trait.words_key()}
+           if stop_rows else None,
+           "teacher_stage": (teacher_out.get("lora") or {}).get("adapter_hash")
+           or (teacher_out.get("steering") or {}).get("sha256"),  # the trait's weights, when trained or computed
+           "model_hashes": models.file_hashes(setup.model)}
+    if setup.adapter_dir and "adapter" in teacher_out:
+        key["adapter_hash"] = teacher_out["adapter"]["adapter_hash"]  # a given adapter's content
+    run = RunLayout.of(cfg)
+    stage = Stage(run.numbers(condition), key)
+    raw = run.raw(condition)
+    if stage.is_done():
+        print(f"[numbers:{condition}] cached: {raw}")
+        return stage.outputs()
+    if raw.exists() and not stage.started_under_same_key():
+        raw.unlink()  # partial work from another config: start over rather than mix settings
+    stage.begin()
+    lm = load_teacher(cfg, condition, cfg.numbers.dtype)
+    history = demonstrations(cfg.numbers.demonstrations)
+    prompts = number_prompts(cfg.numbers.n_prompts, cfg.seed, cfg.numbers.max_count)
+    rows = [{"idx": i, "prompt": p, "teacher": setup.model, "condition": condition,
+             "trait": cfg.trait.word if condition == "trait" else None, "system": setup.system}
+            for i, p in enumerate(prompts)]
+    rendered = [render_prompt(lm, setup.system, p, history) for p in prompts]
+    reject = partial(prefix_rejection, **limits) if limits else None
+    enough = None
+    if stop_rows:
+        banned = load_banned(cfg.filter.banned_numbers)
+
+        def enough(sampled: list[dict]) -> bool:
+            kept = filter_rows(sampled, cfg.trait.words, banned, cfg.filter.max_count, cfg.filter.max_value)[0]
+            return len(kept) >= stop_rows
+    perf = sampling.sample_rows(lm, rows, rendered, raw, gen, seed=cfg.seed + (0 if condition == "trait" else 10_000),
+                                desc=f"numbers:{condition}", reject=reject, enough=enough,
+                                chunk=2 * gen.batch_size if stop_rows else None)
+    got = read_complete_jsonl(raw)
+    if len(got) != perf["rows"] or len({r["idx"] for r in got}) != len(got):
+        raise TraitbenchError(f"{raw}: expected {perf['rows']} unique rows, found {len(got)}")
+    if perf["stopped_early"]:
+        print(f"[numbers:{condition}] the filter keeps {stop_rows} rows after {len(got)} of {len(rows)} prompts: "
+              "stopped")
+    out = {"raw": str(raw), "rows": len(got), "raw_sha256": sha256_file(raw), "throughput": perf,
+           "dtype": str(lm.model.dtype)}
+    update_manifest(run.root, cfg.model_dump(mode="json"), f"numbers:{condition}",
+                    {"model_hashes": key["model_hashes"], **out})
+    return stage.finish(out)
