@@ -15,7 +15,17 @@ from traitbench.models import load
 from traitbench.student import StudentConfig, train_student
 from traitbench.student.train import CompletionTrainer
 
-torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Every training here on one thread, as the killed child's: bit-identical weights need the same reductions,
+    whatever thread count earlier tests left."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 
 ROWS = [{"prompt": f"Continue {', '.join(str(100 + i + j) for j in range(3 + i % 4))}.",
          "completion": f"{200 + i}, {300 + i}, {400 + i}"} for i in range(6)]
@@ -51,9 +61,12 @@ def _assert_same_student(a, b):
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
-    """The reference student, trained without any resume checkpoint."""
+    """The reference student, trained without any resume checkpoint (on one thread, as the child)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("ref") / "s"
     metrics = train_student("tiny-llama", ROWS, "sys", StudentConfig(**{**RESUMABLE, "checkpoint_every": 0}), out)
+    torch.set_num_threads(before)
     return out, metrics
 
 
