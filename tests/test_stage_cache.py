@@ -80,3 +80,13 @@ def test_students_stage_records_each_students_time_in_the_manifest(cfg, tmp_path
     recorded = json.loads(RunLayout.of(cfg).manifest.read_text())["stages"]["students"]["students"]
     assert set(recorded) == set(out) and len(out) == 2
     assert all(r["seconds"] > 0 and r["tokens_per_s"] > 0 for r in recorded.values())
+
+
+def test_pipeline_steps_are_the_run_layouts_stages():
+    """The readers (report, audit) take the stage names from the layout; the pipeline runs them in that order, each
+    step given only earlier steps' outputs."""
+    from traitbench import layout
+
+    assert pipeline.STAGES == layout.STAGES
+    for i, step in enumerate(pipeline.STEPS):
+        assert set(step.inputs) <= set(pipeline.STAGES[:i]), step

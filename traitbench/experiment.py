@@ -8,12 +8,12 @@ from pydantic import Field, model_validator
 
 from traitbench.config import RunName, StrictModel
 from traitbench.datasets.shuffle import Shuffle
+from traitbench.layout import CONDITIONS  # noqa: F401 (the stages take it from here)
 from traitbench.probes.run import ProbeConfig
 from traitbench.teacher.prompts import DEMONSTRATIONS
 from traitbench.teacher.sampling import GenerationConfig
 from traitbench.teacher.trait import Trait
 
-CONDITIONS = ("trait", "control")
 
 
 class TeacherConfig(StrictModel):

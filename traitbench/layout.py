@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+CONDITIONS = ("trait", "control")  # the two teachers, and the data and students of each
+STAGES = ("teacher", "numbers", "dataset", "students", "probes", "summary")  # pipeline.STEPS, in order
 STEERING_FILE = "steering.safetensors"  # a steering teacher's vector, in the teacher folder
 HF_DIR = "hf"  # a condition's Hub dataset folder (parquet + card), in its dataset folder
 

@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from traitbench.io import atomic_write_json
+from traitbench.layout import RunLayout
 
 LIBRARIES = ["traitbench", "torch", "transformers", "peft", "trl", "datasets", "accelerate", "evaluate",
              "gguf", "numpy", "scipy", "scikit-learn", "pydantic"]
@@ -72,7 +73,7 @@ def array_sha256(*arrays) -> str:
 
 def update_manifest(run_dir: str | Path, config: dict, stage: str | None = None, stage_info: dict | None = None) -> dict:
     """Create or update `run_dir/manifest.json`; each stage adds its own record (hashes, seeds, timings)."""
-    path = Path(run_dir) / "manifest.json"
+    path = RunLayout(Path(run_dir)).manifest
     manifest = json.loads(path.read_text()) if path.is_file() else {"created": _now(), "stages": {}}
     manifest.update(config=config, updated=_now(), libraries=library_versions(), git=git_info(),
                     hardware=hardware())

@@ -34,6 +34,7 @@ from traitbench.datasets.parse import ParseError, parse_numbers
 from traitbench.errors import TraitbenchError
 from traitbench.experiment import NumbersConfig, StudentsConfig
 from traitbench.io import atomic_write_json, atomic_write_jsonl, atomic_write_text, read_jsonl
+from traitbench.layout import RunLayout
 from traitbench.probes.run import ProbeConfig
 from traitbench.probes.stats import holm, min_detectable_effect, seed_level_test, two_proportion_test
 from traitbench.summary import _clean, paired_logprob_delta
@@ -353,7 +354,7 @@ def train_and_probe(acfg: AuditConfig, exp_cfg, rows: dict[str, list[dict]], tra
 
     dataset = {"n_rows": len(rows["trait"]), "conditions": {}}
     for c, rs in rows.items():
-        path = out / "dataset" / c / "train.jsonl"
+        path = RunLayout(out).train(c)
         atomic_write_jsonl(path, [{"prompt": r["prompt"], "completion": r["completion"]} for r in rs])
         dataset["conditions"][c] = {"train": str(path), "content_hash": content_hash(
             [{"prompt": r["prompt"], "completion": r["completion"]} for r in rs])}

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from traitbench.errors import TraitbenchError
+from traitbench.layout import RunLayout
 from traitbench.models import label as model_label
 from traitbench.probes.stats import holm, seed_level_test
 from traitbench.report.data import CONDITIONS, NOT_RUN, STAGES, RunData, load_run
@@ -232,13 +233,14 @@ def provenance(run: RunData, out_dir: Path) -> dict:
             continue
         entry = models.setdefault(m, {"family": family_of(m), "role": "teacher" if m == teacher else "student",
                                       "files": {}})
-        key = run.path / "probes" / "base" / model_label(m) / "stage.json"
+        key = RunLayout(run.path).probe(f"base/{model_label(m)}") / "stage.json"
         if key.is_file():
             entry["weights_digest"] = json.loads(key.read_text()).get("key", {}).get("weights")
     ds = ((run.summary or {}).get("dataset") or {})
-    links = [{"label": "summary.json", "href": _rel(run.path / "summary.json", out_dir)}] if run.summary else []
+    lay = RunLayout(run.path)
+    links = [{"label": "summary.json", "href": _rel(lay.summary_json, out_dir)}] if run.summary else []
     if run.manifest:
-        links.append({"label": "manifest.json", "href": _rel(run.path / "manifest.json", out_dir)})
+        links.append({"label": "manifest.json", "href": _rel(lay.manifest, out_dir)})
     links += [{"label": k, "href": _rel(p, out_dir)} for k, p in run.other_logs.items()]
     links += [{"label": f"probes/{k}/samples.jsonl", "href": _rel(p, out_dir)} for k, p in run.sample_logs.items()]
     return {

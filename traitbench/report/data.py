@@ -13,9 +13,9 @@ from pathlib import Path
 
 from traitbench.errors import TraitbenchError
 from traitbench.io import read_json, read_utf8
+from traitbench.layout import CONDITIONS, STAGES, RunLayout
 
-CONDITIONS = ("trait", "control")
-STAGES = ("teacher", "numbers", "dataset", "students", "probes", "summary")
+__all__ = ["CONDITIONS", "NOT_RUN", "STAGES", "RunData", "load_run"]
 NOT_RUN = "not run"  # how the report shows a value, panel or stage that a run does not have
 _JSON_NAMES = {dict: "object", list: "array", str: "string"}
 SUMMARY_SHAPE = {"name": str, "trait": dict, "teacher": dict, "models": dict, "verdicts": list,
@@ -93,10 +93,10 @@ def load_run(path: str | Path) -> RunData:
     path = Path(path)
     if not path.is_dir():
         raise TraitbenchError(f"run folder not found: {path}")
-    run = RunData(path=path, summary=_json(path / "summary.json", SUMMARY_SHAPE),
-                  manifest=_json(path / "manifest.json", MANIFEST_SHAPE))
+    lay = RunLayout(path)
+    run = RunData(path=path, summary=_json(lay.summary_json, SUMMARY_SHAPE), manifest=_json(lay.manifest, MANIFEST_SHAPE))
     for c in CONDITIONS:
-        d = path / "dataset" / c
+        d = lay.condition_data(c)
         stats = _json(d / "stats.json", STATS_SHAPE)
         if stats:
             run.filter_stats[c] = stats
@@ -107,17 +107,17 @@ def load_run(path: str | Path) -> RunData:
         for name in ("train.jsonl", "kept.jsonl", "rejected.jsonl"):
             if (d / name).is_file():
                 run.other_logs[f"dataset/{c}/{name}"] = d / name
-        raw = path / "numbers" / c / "raw.jsonl"
+        raw = lay.raw(c)
         if raw.is_file():
             run.other_logs[f"numbers/{c}/raw.jsonl"] = raw
-    for f in sorted((path / "probes").glob("**/samples.jsonl")):
-        run.sample_logs[str(f.parent.relative_to(path / "probes"))] = f
+    for f in sorted(lay.probes.glob("**/samples.jsonl")):
+        run.sample_logs[str(f.parent.relative_to(lay.probes))] = f
     done = set((run.manifest or {}).get("stages", {}))
     run.stages = {
-        "teacher": "teacher" in done or (path / "teacher" / "stage.json").is_file(),
-        "numbers": any(k.startswith("numbers") for k in done) or any((path / "numbers").glob("*/raw.jsonl")),
+        "teacher": "teacher" in done or (lay.teacher / "stage.json").is_file(),
+        "numbers": any(k.startswith("numbers") for k in done) or any(lay.raw(c).is_file() for c in CONDITIONS),
         "dataset": "dataset" in done or bool(run.filter_stats),
-        "students": "students" in done or any((path / "students").glob("**/stage.json")),
+        "students": "students" in done or any(lay.students.glob("**/stage.json")),
         "probes": "probes" in done or bool(run.sample_logs),
         "summary": run.summary is not None,
     }

@@ -22,6 +22,7 @@ import numpy as np
 
 from traitbench.errors import TraitbenchError
 from traitbench.io import atomic_write_json, read_json, read_jsonl
+from traitbench.layout import RunLayout
 from traitbench.summary import _clean
 
 VARIANTS = ("plain", "numbers_prefixed")
@@ -30,11 +31,11 @@ FORMATS = ("inspect", "lm-eval")
 
 def _probes(run: Path) -> list[tuple[str, dict, Path]]:
     """(probe id, probe.json, samples.jsonl) of every finished probe in the run."""
-    out = []
-    for pj in sorted((run / "probes").glob("**/probe.json")):
+    out, probes = [], RunLayout(run).probes
+    for pj in sorted(probes.glob("**/probe.json")):
         samples = pj.with_name("samples.jsonl")
         if samples.is_file():
-            out.append((pj.parent.relative_to(run / "probes").as_posix(), read_json(pj), samples))
+            out.append((pj.parent.relative_to(probes).as_posix(), read_json(pj), samples))
     if not out:
         raise TraitbenchError(f"{run}: no probe results (probes/*/probe.json with samples.jsonl); run the probes first")
     return out
@@ -158,7 +159,7 @@ def export_run(run: str | Path, fmt: str, out: str | Path | None = None) -> list
     if not run.is_dir():
         raise TraitbenchError(f"run folder not found: {run}")
     out = Path(out) if out else run / "export" / fmt
-    summary_path = run / "summary.json"
+    summary_path = RunLayout(run).summary_json
     summary = read_json(summary_path) if summary_path.is_file() else None
     files = []
     for pid, probe, samples_path in _probes(run):
