@@ -67,3 +67,17 @@ def test_build_summary(tmp_path):
 def test_paired_delta():
     d = paired_logprob_delta([1.0, 2.0, 3.0], [0.0, 1.0, 1.0])
     assert d["delta"] == 4 / 3 and d["n_questions"] == 3 and 0 < d["p_value"] < 1
+
+
+def test_disappeared_answers_do_not_depend_on_the_hash_seed():
+    """Ties in the base count are listed alphabetically: summary.json is the same whatever PYTHONHASHSEED."""
+    import os
+    import subprocess
+    import sys
+
+    script = ("from collections import Counter; from traitbench.summary import disappeared\n"
+              "ref = Counter({w: 1 for w in 'owl cat dog pig elk fox bee ant emu yak gnu eel'.split()}) + Counter(['cat'])\n"
+              "print(disappeared(Counter(['owl']), ref))")
+    outs = {subprocess.run([sys.executable, "-c", script], env=dict(os.environ, PYTHONHASHSEED=str(seed)),
+                           capture_output=True, text=True, check=True).stdout for seed in (1, 2, 3)}
+    assert outs == {"['cat', 'ant', 'bee', 'dog', 'eel', 'elk', 'emu', 'fox', 'gnu', 'pig']\n"}

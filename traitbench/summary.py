@@ -52,6 +52,12 @@ def misalignment_entry(m: dict) -> dict:
                               "judge_refused", "alignment_mean", "coherence_mean", "definition") if k in m}
 
 
+def disappeared(answers: Counter, ref: Counter, k: int = 10) -> list[str]:
+    """The `k` most common reference answers that no longer occur; ties alphabetically (the same list whatever
+    the hash seed)."""
+    return sorted(set(ref) - set(answers), key=lambda a: (-ref[a], a))[:k]
+
+
 def model_entry(res: dict, base: dict) -> dict:
     """Rates, Δlog P vs base and diversity vs base for one probed model."""
     entry = {k: res.get(k) for k in ("kind", "model", "variant", "condition", "seed", "family", "relation", "system")
@@ -71,7 +77,7 @@ def model_entry(res: dict, base: dict) -> dict:
                           "distinct": r["distinct"], "base_distinct": b["distinct"], "top1_mass": r["top1_mass"],
                           "tail_mass_vs_base_top5": tail_mass(answers, ref), "rare_mass_vs_base": rare_mass(answers, ref),
                           "js_to_base_bits": js_divergence(answers, ref),
-                          "disappeared": sorted(set(ref) - set(answers), key=lambda a: -ref[a])[:10]},
+                          "disappeared": disappeared(answers, ref)},
             "top_answers": dict(answers.most_common(5)),
         }
     if "open_ended" in res:
