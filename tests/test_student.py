@@ -224,9 +224,9 @@ def test_shared_teacher_logits_equal_the_per_step_teacher(tiny, other_init):
     teacher = load(str(other_init), dtype="float32")
     examples = _examples(tiny, system=None)
     from traitbench.student.distill import TeacherLogits
-    from traitbench.student.train import _teacher_examples
+    from traitbench.student.train import teacher_examples
 
-    _teacher_examples(teacher, ROWS, "T", examples)
+    teacher_examples(teacher, ROWS, "T", examples)
     shared = TeacherLogits.compute(teacher.model, examples, tiny.tokenizer.pad_token_id, batch_size=4)
     assert shared.nbytes == TeacherLogits.estimate_bytes(examples, tiny.model.config.vocab_size, torch.float32)
     idx = [5, 0, 3]

@@ -299,7 +299,7 @@ def bench_trainer(name: str, cfg: BenchConfig, peaks: dict, device: str, tmp: Pa
 
     from traitbench.student.config import ALL_LINEAR, StudentConfig
     from traitbench.student.data import CompletionCollator, build_sft_rows, tokenize_sft_rows
-    from traitbench.student.train import (CompletionTrainer, _sft_config, compile_decoder_layers, lora_targets,
+    from traitbench.student.train import (CompletionTrainer, sft_config, compile_decoder_layers, lora_targets,
                                           use_fast_cpu_path, weights_dtype)
 
     steps = cfg.train_steps + 1
@@ -316,7 +316,7 @@ def bench_trainer(name: str, cfg: BenchConfig, peaks: dict, device: str, tmp: Pa
         if ours:
             use_fast_cpu_path(lm.model, max(e["length"] for e in examples))
             scfg = StudentConfig(max_steps=steps, batch_size=cfg.train_batch_size, warmup_steps=0, dtype=cfg.dtype)
-            args = _sft_config(scfg, tmp / trainer_name, models.resolve_dtype(cfg.dtype))
+            args = sft_config(scfg, tmp / trainer_name, models.resolve_dtype(cfg.dtype))
             trainer = CompletionTrainer(model=lm.model, args=args,
                                         train_dataset=Dataset.from_list(examples), peft_config=peft,
                                         data_collator=CompletionCollator(lm.tokenizer.pad_token_id),
@@ -361,7 +361,7 @@ def bench_distill(name: str, cfg: BenchConfig, peaks: dict, device: str, tmp: Pa
     from traitbench.student.config import ALL_LINEAR, StudentConfig
     from traitbench.student.data import CompletionCollator, build_sft_rows, tokenize_sft_rows
     from traitbench.student.distill import TeacherLogits
-    from traitbench.student.train import (CompletionTrainer, _sft_config, _teacher_examples, lora_targets,
+    from traitbench.student.train import (CompletionTrainer, sft_config, teacher_examples, lora_targets,
                                           use_fast_cpu_path, weights_dtype)
 
     steps = cfg.train_steps + 1
@@ -373,7 +373,7 @@ def bench_distill(name: str, cfg: BenchConfig, peaks: dict, device: str, tmp: Pa
         teacher = _load(name, cfg.dtype, device, cfg.random_weights)
         body, head = _param_counts(lm)
         examples = tokenize_sft_rows(lm, build_sft_rows(lm, rows, "You are a helpful assistant."), 500)
-        _teacher_examples(teacher, rows, trait_system, examples)
+        teacher_examples(teacher, rows, trait_system, examples)
         teacher_tokens = [len(e["teacher_prompt_ids"]) + len(e["completion_ids"]) for e in examples]
         use_fast_cpu_path(lm.model, max(e["length"] for e in examples))
         shared = None
@@ -390,7 +390,7 @@ def bench_distill(name: str, cfg: BenchConfig, peaks: dict, device: str, tmp: Pa
         scfg = StudentConfig(mode="distill", max_steps=steps, batch_size=cfg.train_batch_size, warmup_steps=0,
                              dtype=cfg.dtype)
         trainer = CompletionTrainer(
-            model=lm.model, args=_sft_config(scfg, tmp / f"distill-{mode}", models.resolve_dtype(cfg.dtype)),
+            model=lm.model, args=sft_config(scfg, tmp / f"distill-{mode}", models.resolve_dtype(cfg.dtype)),
             train_dataset=Dataset.from_list(examples),
             peft_config=LoraConfig(r=8, lora_alpha=8, target_modules=lora_targets(lm.model, ALL_LINEAR),
                                    task_type="CAUSAL_LM"),

@@ -4,33 +4,17 @@ base, the judged misalignment rate where that probe ran, each trait student agai
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
-
 from traitbench import metrics
-from traitbench.io import atomic_write_json, atomic_write_text, read_jsonl
+from traitbench.io import atomic_write_json, atomic_write_text, json_safe, read_jsonl
 from traitbench.layout import RunLayout
 from traitbench.probes.diversity import js_divergence, rare_mass, tail_mass
 from traitbench.probes.stats import two_proportion_test
 from traitbench.verdicts import ONE_RUN, build_verdicts, dose_response, sig_mark
 
 VARIANTS = ("plain", "numbers_prefixed")
-
-
-def _clean(x):
-    """JSON-safe: NaN/inf become None."""
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if isinstance(x, np.generic):
-        return _clean(x.item())
-    return x
 
 
 def paired_logprob_delta(a: list[float], b: list[float], seed: int = 0) -> dict:
@@ -129,7 +113,7 @@ def build_summary(cfg, dataset: dict, probes: dict[str, dict]) -> dict:
                   if res.get("kind") != "checkpoint"}
     effects = student_effects(probes)
     kinds = {"lora": dict(cfg.students.train)} | {v.name: {**cfg.students.train, **v.train} for v in cfg.students.variants}
-    return _clean({
+    return json_safe({
         "name": cfg.name, "trait": cfg.trait.model_dump(), "teacher": cfg.teacher.model_dump(),
         "probe_context": probes[next(iter(probes))].get("system"),
         "dataset": {"n_rows_per_condition": dataset["n_rows"],

@@ -33,11 +33,11 @@ from traitbench.datasets.leak import leak_reason
 from traitbench.datasets.parse import ParseError, parse_numbers
 from traitbench.errors import TraitbenchError
 from traitbench.experiment import NumbersConfig, StudentsConfig
-from traitbench.io import atomic_write_json, atomic_write_jsonl, atomic_write_text, read_jsonl
+from traitbench.io import atomic_write_json, atomic_write_jsonl, atomic_write_text, json_safe, read_jsonl
 from traitbench.layout import RunLayout
 from traitbench.probes.run import ProbeConfig
 from traitbench.probes.stats import holm, min_detectable_effect, seed_level_test, two_proportion_test
-from traitbench.summary import _clean, paired_logprob_delta
+from traitbench.summary import paired_logprob_delta
 from traitbench.verdicts import ONE_RUN
 
 DETECTED, NOT_DETECTED, INCONCLUSIVE = "transmission detected", "not detected at this power", "inconclusive"
@@ -550,7 +550,7 @@ def run_audit(dataset: str, teacher: str | None = None, traits: list[str] | None
     report["verdict"] = "; ".join(lines)
     status = 1 if (leaks or banned_fail or detected or (inconclusive and acfg.verdict.fail_on_inconclusive)) else 0
     report["exit_status"] = status
-    report = _clean(report)
+    report = json_safe(report)
     atomic_write_json(out_dir / "audit.json", report)
     atomic_write_text(out_dir / "audit.md", audit_markdown(report))
     return report, status

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from traitbench.errors import TraitbenchError
+from traitbench.io import json_safe
 from traitbench.layout import RunLayout
 from traitbench.models import label as model_label
 from traitbench.probes.stats import holm, seed_level_test
@@ -355,11 +356,10 @@ def default_out_dir(run_dirs: list[str | Path]) -> Path:
 def write_report(run_dirs: list[str | Path], out_dir: str | Path | None = None) -> dict[str, Path]:
     """Build and write report.json, report.md and the self-contained report.html; returns their paths."""
     from traitbench.io import atomic_write_json, atomic_write_text
-    from traitbench.summary import _clean
 
     out_dir = Path(out_dir) if out_dir else default_out_dir(run_dirs)
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = _clean(build_report(run_dirs, out_dir))
+    report = json_safe(build_report(run_dirs, out_dir))
     paths = {n: out_dir / f"report.{n}" for n in ("json", "md", "html")}
     atomic_write_json(paths["json"], report)
     atomic_write_text(paths["md"], report_markdown(report))

@@ -21,9 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from traitbench.errors import TraitbenchError
-from traitbench.io import atomic_write_json, read_json, read_jsonl
+from traitbench.io import atomic_write_json, json_safe, read_json, read_jsonl
 from traitbench.layout import RunLayout
-from traitbench.summary import _clean
 
 VARIANTS = ("plain", "numbers_prefixed")
 FORMATS = ("inspect", "lm-eval")
@@ -184,7 +183,7 @@ def _export_files(run: Path, fmt: str, pid: str, probe: dict, samples_path: Path
     created = _created(samples_path)
     if fmt == "lm-eval":
         slug = re.sub(r"[^A-Za-z0-9]+", "-", pid).strip("-")
-        return [(f"{slug}.json", _clean(lm_eval_results(run, pid, probe, summary, created)))]
+        return [(f"{slug}.json", json_safe(lm_eval_results(run, pid, probe, summary, created)))]
     rows = read_jsonl(samples_path)
     out = []
     for v in VARIANTS:
@@ -192,5 +191,5 @@ def _export_files(run: Path, fmt: str, pid: str, probe: dict, samples_path: Path
         if vrows:
             log = inspect_log(run, pid, probe, vrows, v, created)
             ts = created.replace(":", "-")
-            out.append((f"{ts}_{log['eval']['task']}_{log['eval']['task_id']}.json", _clean(log)))
+            out.append((f"{ts}_{log['eval']['task']}_{log['eval']['task_id']}.json", json_safe(log)))
     return out

@@ -168,7 +168,7 @@ def weights_dtype(dtype: str, lora: bool) -> str:
     return dtype if lora and not torch.cuda.is_available() else "float32"
 
 
-def _sft_config(cfg: StudentConfig, output_dir: Path, dtype: torch.dtype) -> SFTConfig:
+def sft_config(cfg: StudentConfig, output_dir: Path, dtype: torch.dtype) -> SFTConfig:
     """TRL's settings; `output_dir` receives the resume checkpoints (the latest one only)."""
     saving = dict(save_strategy="steps", save_steps=cfg.checkpoint_every, save_total_limit=1) \
         if cfg.checkpoint_every else dict(save_strategy="no")
@@ -185,7 +185,7 @@ def _sft_config(cfg: StudentConfig, output_dir: Path, dtype: torch.dtype) -> SFT
     )
 
 
-def _teacher_examples(teacher: LoadedModel, rows: list[dict], system: str | None, examples: list[dict]) -> None:
+def teacher_examples(teacher: LoadedModel, rows: list[dict], system: str | None, examples: list[dict]) -> None:
     """Give every example the teacher's own tokenized context before the shared completion."""
     prompts = [render_prompt(teacher, system, r["prompt"]) for r in rows]
     ids = teacher.tokenizer(prompts, add_special_tokens=add_special_tokens(teacher))["input_ids"]
@@ -215,7 +215,7 @@ def _distill_teacher(lm: LoadedModel, rows: list[dict], examples: list[dict], cf
     teacher_lm = load_trait_model(teacher, adapter, cfg.dtype)
     check_same_vocabulary(lm, teacher_lm)
     teacher_lm.model.requires_grad_(False)
-    _teacher_examples(teacher_lm, rows, system, examples)
+    teacher_examples(teacher_lm, rows, system, examples)
     if not shared:
         return teacher_lm.model, False
     _SHARED_LOGITS.clear()
@@ -314,7 +314,7 @@ def train_student(model: str, rows: list[dict], system: str | None, cfg: Student
     out = Path(out_dir)
     partial, resume = out.with_name(f".{out.name}.partial"), out.with_name(f".{out.name}.resume")
     trainer = CompletionTrainer(
-        model=lm.model, args=_sft_config(cfg, resume, dtype), train_dataset=Dataset.from_list(examples),
+        model=lm.model, args=sft_config(cfg, resume, dtype), train_dataset=Dataset.from_list(examples),
         data_collator=CompletionCollator(lm.tokenizer.pad_token_id, teacher=teacher_model is not None and not shared_logits),
         processing_class=lm.tokenizer, peft_config=peft_config,
         teacher=teacher_model, temperature=cfg.distill_temperature,
