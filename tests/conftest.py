@@ -40,3 +40,15 @@ def stub_steps(monkeypatch, **steps) -> None:
 def stub_dataset(monkeypatch, dataset: dict) -> None:
     """The numbers and dataset steps replaced by `dataset` (the dataset stage's outputs)."""
     stub_steps(monkeypatch, numbers=lambda cfg, teacher: {}, dataset=lambda cfg, teacher, numbers: dataset)
+
+
+@pytest.fixture(scope="session")
+def other_init(tmp_path_factory) -> str:
+    """A tiny-llama with another random initialisation, as a local model folder (a distillation teacher)."""
+    from traitbench.models import load
+
+    path = tmp_path_factory.mktemp("teacher")
+    lm = load("tiny-llama", dtype="float32", seed=1)
+    lm.model.save_pretrained(path)
+    lm.tokenizer.save_pretrained(path)
+    return str(path)

@@ -176,16 +176,6 @@ def test_full_step_saves_safetensors(tmp_path):
     assert student.spec.name == "tiny-llama" and student.tokenizer.eos_token == base.tokenizer.eos_token
 
 
-@pytest.fixture(scope="module")
-def other_init(tmp_path_factory):
-    """A tiny-llama with another random initialisation, as a local model folder."""
-    path = tmp_path_factory.mktemp("teacher")
-    lm = load("tiny-llama", dtype="float32", seed=1)
-    lm.model.save_pretrained(path)
-    lm.tokenizer.save_pretrained(path)
-    return path
-
-
 def test_distill_matches_hand_kl_and_decreases(tiny, other_init, tmp_path):
     cfg = StudentConfig(mode="distill", **{**FAST, "max_steps": 4, "max_length": 120})
     too_long = {"prompt": "Continue " + ", ".join(["123"] * 40), "completion": "1, 2"}  # dropped: over max_length

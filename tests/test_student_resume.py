@@ -11,7 +11,6 @@ import torch
 from pydantic import ValidationError
 from safetensors.torch import load_file
 
-from traitbench.models import load
 from traitbench.student import StudentConfig, train_student
 from traitbench.student.train import CompletionTrainer
 
@@ -104,15 +103,6 @@ def _interrupt_after_step(monkeypatch, last: int):
         return step(self, *args, **kwargs)
 
     monkeypatch.setattr(CompletionTrainer, "training_step", crash)
-
-
-@pytest.fixture(scope="module")
-def other_init(tmp_path_factory):
-    path = tmp_path_factory.mktemp("teacher")
-    lm = load("tiny-llama", dtype="float32", seed=1)
-    lm.model.save_pretrained(path)
-    lm.tokenizer.save_pretrained(path)
-    return str(path)
 
 
 @pytest.mark.parametrize("mode", ["full", "distill"])
