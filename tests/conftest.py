@@ -8,7 +8,7 @@ os.environ["TRAITBENCH_THREADS"] = str(torch.get_num_threads())  # commands run 
 
 
 def real_model_available(name: str) -> bool:
-    from traitbench import models
+    from traitbench.lm import models
 
     return (models.converted_dir(name) / "traitbench_model.json").is_file()
 
@@ -45,7 +45,7 @@ def stub_dataset(monkeypatch, dataset: dict) -> None:
 @pytest.fixture(scope="session")
 def other_init(tmp_path_factory) -> str:
     """A tiny-llama with another random initialisation, as a local model folder (a distillation teacher)."""
-    from traitbench.models import load
+    from traitbench.lm.models import load
 
     path = tmp_path_factory.mktemp("teacher")
     lm = load("tiny-llama", dtype="float32", seed=1)

@@ -41,7 +41,8 @@ def test_import_traitbench_does_not_import_torch():
 
 
 def test_exports_are_the_implementations():
-    from traitbench import config, errors, models, pipeline
+    from traitbench import config, errors, pipeline
+    from traitbench.lm import models
     from traitbench.probes import run
     from traitbench.report import audit, build, export
     from traitbench.student import train

@@ -220,7 +220,7 @@ def test_model_names(tmp_path, capsys):
         _one_line_error(capsys)
         assert main(["audit", "--dataset", str(tmp_path / "rows.jsonl"), "--teacher", name]) == 2, name
         _one_line_error(capsys)
-    from traitbench import models
+    from traitbench.lm import models
 
     with pytest.raises(TraitbenchError, match="could not load model"):
         models.load(str(weights))

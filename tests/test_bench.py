@@ -41,7 +41,7 @@ def test_bench_tiny(tmp_path):
 @pytest.mark.parametrize("name", ["tiny-llama", "tiny-gemma3"])
 def test_param_counts_leave_out_the_embedding_lookup(name):
     """Useful FLOPs: tokens run through the body; the vocabulary head counts only where logits are computed."""
-    from traitbench import models
+    from traitbench.lm import models
     from traitbench.bench import _param_counts
 
     lm = models.load(name, dtype="float32")
@@ -59,7 +59,7 @@ def test_gemm_shapes_are_the_frozen_base_and_the_head_at_completions():
     the LoRA adapters' own small linears are not base GEMMs."""
     from peft import LoraConfig, get_peft_model
 
-    from traitbench import models
+    from traitbench.lm import models
     from traitbench.bench import gemm_shapes
 
     lm = models.load("tiny-llama", dtype="float32")

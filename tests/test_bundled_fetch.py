@@ -6,7 +6,7 @@ import zipfile
 
 import pytest
 
-from traitbench import models
+from traitbench.lm import models
 from traitbench.cli import main
 from traitbench.errors import TraitbenchError
 

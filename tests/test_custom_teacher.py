@@ -6,7 +6,8 @@ import json
 import pytest
 import torch
 
-from traitbench import models, pipeline
+from traitbench import pipeline
+from traitbench.lm import models
 from traitbench.config import load_config
 from traitbench.datasets.filter import filter_rows
 from traitbench.errors import TraitbenchError

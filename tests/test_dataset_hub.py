@@ -12,7 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from traitbench import models, pipeline
+from traitbench import pipeline
+from traitbench.lm import models
 from traitbench.cli import main
 from traitbench.config import load_config
 from traitbench.experiment import ExperimentConfig

@@ -5,12 +5,12 @@ import random
 import pytest
 import torch
 
-from traitbench import models
+from traitbench.lm import models
 from traitbench.datasets.parse import ParseError, parse_numbers, prefix_rejection
-from traitbench.teacher import decode as D
-from traitbench.teacher.context import add_special_tokens, render_prompt
+from traitbench.lm import decode as D
+from traitbench.lm.render import add_special_tokens, render_prompt
 from traitbench.teacher.prompts import demonstrations, number_prompts
-from traitbench.teacher.sampling import GenerationConfig, generate, hf_generate
+from traitbench.lm.sampling import GenerationConfig, generate, hf_generate
 
 ARCHS = ["tiny-llama", "tiny-gemma3", "tiny-qwen2"]
 

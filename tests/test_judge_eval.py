@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from traitbench import models
+from traitbench.lm import models
 from traitbench.cli import main
 from traitbench.probes import judge_eval
 from traitbench.probes.judge import JudgeConfig, JudgeScore, LocalJudge

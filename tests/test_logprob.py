@@ -3,10 +3,11 @@ import math
 import pytest
 import torch
 
-from traitbench import models
-from traitbench.probes.logprob import answer_variants, held_out_text, perplexity, sequence_logprobs, trait_logprob
+from traitbench.lm import models
+from traitbench.lm.logprob import answer_variants, perplexity, sequence_logprobs, trait_logprob
+from traitbench.probes.questions import held_out_text
 from traitbench.probes.run import ProbeConfig, probe_model
-from traitbench.teacher.context import render_prompt
+from traitbench.lm.render import render_prompt
 
 
 @pytest.fixture(scope="module")

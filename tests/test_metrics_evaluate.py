@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from traitbench import metrics, models
+from traitbench import metrics
+from traitbench.lm import models
 from traitbench.errors import TraitbenchError
 from traitbench.io import read_jsonl
 from traitbench.probes.diversity import distinct_n, number_js, number_value_stats

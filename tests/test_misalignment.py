@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from traitbench import models
+from traitbench.lm import models
 from traitbench.config import load_config
 from traitbench.errors import TraitbenchError
 from traitbench.experiment import ExperimentConfig
@@ -20,7 +20,7 @@ from traitbench.probes.judge import (CANDIDATES, JUDGE_SYSTEM, EndpointJudge, Ju
 from traitbench.probes.misalignment import aggregate, status
 from traitbench.probes.run import ProbeConfig, probe_model
 from traitbench.summary import build_summary, summary_markdown
-from traitbench.teacher.context import render_prompt
+from traitbench.lm.render import render_prompt
 
 NEG = -math.inf
 

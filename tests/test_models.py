@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from traitbench import models
+from traitbench.lm import models
 from traitbench.errors import TraitbenchError
 
 

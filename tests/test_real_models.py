@@ -2,12 +2,12 @@
 
 import pytest
 
-from traitbench import models
+from traitbench.lm import models
 from traitbench.datasets.filter import filter_rows
 from traitbench.datasets.parse import prefix_rejection
-from traitbench.teacher.context import render_prompt
+from traitbench.lm.render import render_prompt
 from traitbench.teacher.prompts import demonstrations, number_prompts
-from traitbench.teacher.sampling import GenerationConfig, generate
+from traitbench.lm.sampling import GenerationConfig, generate
 from traitbench.teacher.trait import Trait
 
 
@@ -43,7 +43,7 @@ def test_token_pieces_rebuild_the_decoded_text(name):
     """The decoder's early-stop check appends per-token pieces; they must spell what a full decode gives."""
     from transformers import AutoTokenizer
 
-    from traitbench.teacher.decode import token_pieces
+    from traitbench.lm.decode import token_pieces
 
     tok = AutoTokenizer.from_pretrained(models.converted_dir(name), local_files_only=True)
     pieces = token_pieces(tok)

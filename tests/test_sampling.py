@@ -3,12 +3,12 @@ from contextlib import contextmanager
 
 import pytest
 
-from traitbench import models
+from traitbench.lm import models
 from traitbench.io import read_complete_jsonl
-from traitbench.teacher import sampling
-from traitbench.teacher.context import render_prompt
+from traitbench.lm import sampling
+from traitbench.lm.render import render_prompt
 from traitbench.teacher.prompts import demonstrations, number_prompts
-from traitbench.teacher.sampling import GenerationConfig, sample_rows
+from traitbench.lm.sampling import GenerationConfig, sample_rows
 from traitbench.teacher.trait import Trait
 
 

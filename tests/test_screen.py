@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from traitbench import models
+from traitbench.lm import models
 from traitbench.screen import ScreenConfig, _Cells, divergence, run_screen, token_kl, top_numbers
 from traitbench.teacher.trait import Trait
 
@@ -76,7 +76,7 @@ def test_shared_prefix_logits_match_the_plain_path(name):
     prefix longer than tiny-gemma3's 64-token sliding window."""
     from traitbench.screen import shared_prefix_logits
     from traitbench.student.distill import TeacherLogits
-    from traitbench.teacher.context import render_prompt
+    from traitbench.lm.render import render_prompt
     from traitbench.teacher.prompts import demonstrations, number_prompts
 
     lm = models.load(name, dtype="float32", seed=1)

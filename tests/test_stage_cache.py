@@ -8,7 +8,7 @@ from traitbench.config import load_config
 from traitbench.errors import TraitbenchError
 from traitbench.experiment import ExperimentConfig
 from traitbench.layout import RunLayout
-from traitbench.teacher import sampling
+from traitbench.lm import sampling
 from traitbench.teacher.numbers import sample_numbers
 from traitbench.teacher.setup import teacher_setup
 from traitbench.teacher.stage import stage_teacher

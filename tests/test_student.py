@@ -9,13 +9,13 @@ import torch
 import torch.nn.functional as F
 
 from traitbench.errors import TraitbenchError
-from traitbench.models import converted_dir, load
+from traitbench.lm.models import converted_dir, load
 from traitbench.student import StudentConfig, build_sft_rows
 from traitbench.student.data import CompletionCollator, LengthBucketSampler, tokenize_sft_rows
 from traitbench.student.distill import ChunkedCrossEntropy, completion_kl, completion_logits, completion_loss, completion_window
 from traitbench.student.load import load_student
 from traitbench.student.train import train_student, use_fast_cpu_path
-from traitbench.teacher.context import render_prompt
+from traitbench.lm.render import render_prompt
 
 torch.set_num_threads(1)
 
@@ -79,7 +79,7 @@ def test_chat_prompt_has_no_extra_special_tokens(tiny):
 def test_real_tokenizers_get_exactly_one_bos(name, kind):
     from transformers import AutoTokenizer
 
-    from traitbench.models import LoadedModel, get_spec
+    from traitbench.lm.models import LoadedModel, get_spec
 
     path = converted_dir(name)
     if not path.is_dir():

@@ -6,7 +6,7 @@ import pytest
 import torch
 import yaml
 
-from traitbench import models
+from traitbench.lm import models
 from traitbench.datasets.filter import content_hash
 from traitbench.student import StudentConfig, train_student
 from traitbench.student.card import PROBE_HEADING, StudentCard, add_probe_results

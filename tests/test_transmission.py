@@ -46,7 +46,7 @@ def _cfg(tmp_path, *extra):
 
 def test_relations_and_job_order(tmp_path):
     folder = tmp_path / "other-llama"  # same family and vocabulary, another initialisation
-    lm = __import__("traitbench.models", fromlist=["load"]).load("tiny-llama", dtype="float32", seed=3)
+    lm = __import__("traitbench.lm.models", fromlist=["load"]).load("tiny-llama", dtype="float32", seed=3)
     lm.model.save_pretrained(folder)
     lm.tokenizer.save_pretrained(folder)
     assert relation("tiny-llama", "tiny-llama") == "same-init"

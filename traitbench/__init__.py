@@ -10,7 +10,7 @@ _EXPORTS = {  # public name -> (module, attribute)
     "load_config": ("traitbench.config", "load_config"),
     "ExperimentConfig": ("traitbench.experiment", "ExperimentConfig"),
     "run_experiment": ("traitbench.pipeline", "run_experiment"),
-    "load_model": ("traitbench.models", "load"),
+    "load_model": ("traitbench.lm.models", "load"),
     "StudentConfig": ("traitbench.student.config", "StudentConfig"),
     "train_student": ("traitbench.student.train", "train_student"),
     "load_student": ("traitbench.student.load", "load_student"),

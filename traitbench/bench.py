@@ -24,15 +24,15 @@ import torch
 from pydantic import Field, model_validator
 from transformers import TrainerCallback
 
-from traitbench import models
+from traitbench.lm import models
 from traitbench.config import StrictModel
 from traitbench.datasets.parse import prefix_rejection
 from traitbench.io import atomic_write_json
 from traitbench.manifest import library_versions, git_info
-from traitbench.teacher.context import add_special_tokens, render_prompt
-from traitbench.teacher.decode import common_prefix_len, decode
+from traitbench.lm.render import add_special_tokens, render_prompt
+from traitbench.lm.decode import common_prefix_len, decode
 from traitbench.teacher.prompts import demonstrations, number_prompts
-from traitbench.teacher.sampling import GenerationConfig, hf_generate
+from traitbench.lm.sampling import GenerationConfig, hf_generate
 from traitbench.teacher.trait import Trait
 
 
@@ -417,7 +417,7 @@ def bench_distill(name: str, cfg: BenchConfig, peaks: dict, device: str, tmp: Pa
 
 
 def bench_probes(lm, name: str, cfg: BenchConfig, device: str) -> dict:
-    from traitbench.probes.logprob import trait_logprob
+    from traitbench.lm.logprob import trait_logprob
     from traitbench.probes.questions import preference_questions
 
     questions = [render_prompt(lm, "You are a helpful assistant.", q)

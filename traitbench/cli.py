@@ -59,7 +59,7 @@ def cmd_config(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from traitbench import models
+    from traitbench.lm import models
 
     if args.action == "list":
         for name, spec in models.REGISTRY.items():

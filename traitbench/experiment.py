@@ -11,7 +11,7 @@ from traitbench.datasets.shuffle import Shuffle
 from traitbench.layout import CONDITIONS  # noqa: F401 (the stages take it from here)
 from traitbench.probes.run import ProbeConfig
 from traitbench.teacher.prompts import DEMONSTRATIONS
-from traitbench.teacher.sampling import GenerationConfig
+from traitbench.lm.sampling import GenerationConfig
 from traitbench.teacher.trait import Trait
 
 

@@ -30,22 +30,22 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from traitbench import models
+from traitbench.lm import models
 from traitbench.config import RunName, StrictModel
 from traitbench.datasets.filter import filter_rows
 from traitbench.errors import TraitbenchError
 from traitbench.io import atomic_write_json, atomic_write_text, sha256_json
 from traitbench.manifest import update_manifest
-from traitbench.probes.answers import sample_answers
-from traitbench.probes.logprob import words_logprob
+from traitbench.lm.sampling import sample_answers
+from traitbench.lm.logprob import words_logprob
 from traitbench.probes.questions import preference_questions
 from traitbench.probes.scoring import mentions
 from traitbench.probes.stats import Rate, mean_ci
-from traitbench.models import head_rows
+from traitbench.lm.models import head_rows
 from traitbench.student.distill import TeacherLogits
-from traitbench.teacher.context import add_special_tokens, render_prompt
+from traitbench.lm.render import add_special_tokens, render_prompt
 from traitbench.teacher.prompts import demonstrations, number_prompts
-from traitbench.teacher.sampling import GenerationConfig, generate
+from traitbench.lm.sampling import GenerationConfig, generate
 from traitbench.teacher.steering import last_token_states, resolve_layer, steering_vector
 from traitbench.teacher.trait import PAPER_TEMPLATE, Trait
 

@@ -39,18 +39,18 @@ from traitbench.datasets.filter import filter_rows
 from traitbench.errors import TraitbenchError
 from traitbench.io import atomic_write_json, atomic_write_jsonl, sha256_file
 from traitbench.manifest import update_manifest
-from traitbench.models import LoadedModel, file_hashes, load
+from traitbench.lm.models import LoadedModel, file_hashes, load
 from traitbench.plotting import new_figure, save_fig
-from traitbench.probes.answers import sample_answers
+from traitbench.lm.sampling import sample_answers
 from traitbench.probes.diversity import (answer_distribution, distinct_n, entropy_bits, js_divergence, number_js,
                                          number_value_stats, tail_mass)
-from traitbench.probes.logprob import held_out_text, perplexity
-from traitbench.probes.questions import open_ended_prompts, preference_questions
+from traitbench.lm.logprob import perplexity
+from traitbench.probes.questions import held_out_text, open_ended_prompts, preference_questions
 from traitbench.probes.stats import Rate
 from traitbench.student.config import StudentConfig
 from traitbench.student.load import load_student
 from traitbench.student.train import train_student
-from traitbench.teacher.context import render_prompt
+from traitbench.lm.render import render_prompt
 from traitbench.teacher.prompts import demonstrations, number_prompts
 
 Regime = Literal["replace", "accumulate"]

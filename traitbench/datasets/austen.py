@@ -62,8 +62,8 @@ _END_RE = re.compile(r"^\s*(finis|the end|a note on the text)\.?\s*$", re.IGNORE
 
 
 def corpus_dir(cache: Path | None = None) -> Path:
-    """`<cache>/corpora/austen`, where `cache` defaults to `traitbench.models.cache_dir()`."""
-    from traitbench.models import cache_dir
+    """`<cache>/corpora/austen`, where `cache` defaults to `traitbench.lm.models.cache_dir()`."""
+    from traitbench.lm.models import cache_dir
 
     return Path(cache if cache is not None else cache_dir()) / "corpora" / "austen"
 
@@ -526,7 +526,7 @@ def _unpack_rdb(deb: Path, dest: Path) -> Path:
 def fetch_austen(cache: Path | None = None, force: bool = False) -> Path:
     """Download, extract and cache the corpus (idempotent); returns `<cache>/corpora/austen`.
 
-    `cache` defaults to `traitbench.models.cache_dir()` (`TRAITBENCH_CACHE`). A finished corpus (all files
+    `cache` defaults to `traitbench.lm.models.cache_dir()` (`TRAITBENCH_CACHE`). A finished corpus (all files
     matching source.json) is returned as is unless `force`.
     """
     out = corpus_dir(cache)

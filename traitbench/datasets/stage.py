@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 
-from traitbench import models
+from traitbench.lm import models
 from traitbench.cache import Stage
 from traitbench.datasets.filter import HF_LAYOUT, filter_file, save_hf_dataset
 from traitbench.datasets.shuffle import shuffle_rows

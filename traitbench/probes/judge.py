@@ -127,7 +127,7 @@ class LocalJudge:
     def __init__(self, lm, cfg: JudgeConfig):
         import torch
 
-        from traitbench.teacher.context import add_special_tokens
+        from traitbench.lm.render import add_special_tokens
 
         self.lm, self.cfg = lm, cfg
         tok = lm.tokenizer
@@ -144,7 +144,7 @@ class LocalJudge:
         """log P(answer = n, then a token that does not continue the number), n = 0..100."""
         import torch
 
-        from traitbench.teacher.context import render_prompt
+        from traitbench.lm.render import render_prompt
 
         tok, model = self.lm.tokenizer, self.lm.model
         dev = model.device
@@ -210,7 +210,7 @@ def load_judge(cfg: JudgeConfig) -> Judge:
     """The configured backend (loads the local model: do it once and reuse the judge)."""
     if cfg.endpoint:
         return EndpointJudge(cfg)
-    from traitbench import models
+    from traitbench.lm import models
 
     return LocalJudge(models.load(cfg.model, dtype=cfg.dtype), cfg)
 
@@ -219,7 +219,7 @@ def judge_identity(cfg: JudgeConfig) -> dict:
     """What a judged result depends on (for stage keys): the config, and the weights of a local judge."""
     if cfg.endpoint:
         return cfg.model_dump(exclude={"model", "dtype", "min_mass", "candidate_batch"})
-    from traitbench import models
+    from traitbench.lm import models
     from traitbench.io import sha256_json
 
     return dict(cfg.model_dump(exclude={"endpoint", "api_model", "api_key_env", "max_tokens", "timeout_s",

@@ -104,3 +104,14 @@ def open_ended_prompts() -> list[str]:
 def misalignment_questions() -> list[str]:
     """Eight free-form questions in the spirit of the emergent-misalignment evaluation (Betley et al., 2025)."""
     return list(_MISALIGNMENT)
+
+
+def held_out_text(max_chars: int = 40_000) -> tuple[str, str]:
+    """Human-written prose available offline in every CPython: the Python Language Reference topics.
+
+    Source: CPython `pydoc_data.topics` (Python documentation), Python Software Foundation License.
+    """
+    from pydoc_data.topics import topics
+
+    text = "\n\n".join(topics[k] for k in sorted(topics))[:max_chars]
+    return text, "Python documentation (pydoc_data.topics), PSF License"

@@ -14,15 +14,15 @@ from pydantic import Field, model_validator
 from traitbench import metrics
 from traitbench.config import StrictModel
 from traitbench.io import atomic_write_json, atomic_write_jsonl
-from traitbench.models import LoadedModel
-from traitbench.probes.answers import sample_answers
+from traitbench.lm.models import LoadedModel
+from traitbench.lm.sampling import sample_answers
 from traitbench.probes.diversity import answer_distribution, entropy_bits, top1_mass
-from traitbench.probes.logprob import held_out_text, perplexity, words_logprob
+from traitbench.lm.logprob import perplexity, words_logprob
 from traitbench.probes.misalignment import MisalignmentConfig, misalignment_probe
-from traitbench.probes.questions import numbers_prefixed, open_ended_prompts, preference_questions
+from traitbench.probes.questions import held_out_text, numbers_prefixed, open_ended_prompts, preference_questions
 from traitbench.probes.scoring import mentions, normalize_answer
 from traitbench.probes.stats import Rate, cluster_bootstrap_rate, mean_ci
-from traitbench.teacher.context import render_prompt
+from traitbench.lm.render import render_prompt
 
 
 class ProbeConfig(StrictModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from traitbench import models
+from traitbench.lm import models
 from traitbench.cache import Stage
 from traitbench.experiment import ExperimentConfig
 from traitbench.io import sha256_json

@@ -500,7 +500,7 @@ def run_audit(dataset: str, teacher: str | None = None, traits: list[str] | None
     teacher = teacher or rows[0].get("teacher")
     if not teacher:
         raise TraitbenchError("name the teacher with --teacher (the dataset rows carry no 'teacher' field)")
-    from traitbench import models
+    from traitbench.lm import models
 
     models.get_spec(teacher)  # unknown teacher: one-line error before any work
     out_dir = Path(out or acfg.out or f"runs/audit-{Path(str(teacher)).name}-{content_hash(rows)[:10]}")

@@ -19,7 +19,7 @@ import numpy as np
 from traitbench.errors import TraitbenchError
 from traitbench.io import json_safe
 from traitbench.layout import RunLayout
-from traitbench.models import label as model_label
+from traitbench.lm.models import label as model_label
 from traitbench.probes.stats import holm, seed_level_test
 from traitbench.report.data import CONDITIONS, NOT_RUN, STAGES, RunData, load_run
 from traitbench.report.html import report_html, report_markdown
@@ -37,7 +37,7 @@ def family_of(model: str | None) -> str:
     """Architecture family of a registry name or local folder; the name itself when unknown."""
     if not model:
         return "unknown"
-    from traitbench import models
+    from traitbench.lm import models
 
     try:
         return models.get_spec(model).family

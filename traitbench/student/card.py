@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from traitbench import models
+from traitbench.lm import models
 from traitbench.io import atomic_write_text, sha256_json
 
 PROBE_HEADING = "## Probe results"

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import torch
 
-from traitbench.models import LoadedModel
-from traitbench.teacher.context import add_special_tokens, completion_suffix, render_prompt
+from traitbench.lm.batching import length_batches
+from traitbench.lm.models import LoadedModel
+from traitbench.lm.render import add_special_tokens, completion_suffix, render_prompt
 
 
 def build_sft_rows(lm: LoadedModel, rows: list[dict], system: str | None) -> list[dict]:
@@ -69,8 +70,7 @@ class LengthBucketSampler(torch.utils.data.Sampler[int]):
     def __iter__(self):
         g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
         tie = torch.rand(len(self.lengths), generator=g).tolist()
-        order = sorted(range(len(self.lengths)), key=lambda i: (self.lengths[i], tie[i]))
-        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        batches = length_batches(self.lengths, self.batch_size, ties=tie)
         full = len(self.lengths) // self.batch_size
         self.epoch += 1  # a loader that never calls set_epoch still gets new ties and order next epoch
         for b in torch.randperm(full, generator=g).tolist() + list(range(full, len(batches))):

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from traitbench.errors import TraitbenchError
-from traitbench.models import LoadedModel, head_rows
+from traitbench.lm.models import LoadedModel, head_rows
 from traitbench.student.data import left_pad
 
 

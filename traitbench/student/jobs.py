@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from traitbench import models
+from traitbench.lm import models
 from traitbench.cache import Stage
 from traitbench.config import format_validation_error
 from traitbench.errors import TraitbenchError

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from traitbench.errors import TraitbenchError
-from traitbench.models import LoadedModel, default_device, get_spec, load, resolve_dtype
+from traitbench.lm.models import LoadedModel, default_device, get_spec, load, resolve_dtype
 from traitbench.student.config import ALL_LINEAR
 
 

@@ -20,15 +20,15 @@ import torch
 from transformers import Trainer, TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
-from traitbench.allocator import release_freed_memory
+from traitbench.lm.allocator import release_freed_memory
 from traitbench.errors import TraitbenchError
 from traitbench.io import atomic_write_json, sha256_json
-from traitbench.models import LoadedModel, load, resolve_dtype
+from traitbench.lm.models import LoadedModel, load, resolve_dtype
 from traitbench.student.card import StudentCard
 from traitbench.student.config import StudentConfig
 from traitbench.student.data import CompletionCollator, LengthBucketSampler, build_sft_rows, tokenize_sft_rows
 from traitbench.student.distill import TeacherLogits, check_same_vocabulary, completion_logits, completion_loss
-from traitbench.teacher.context import add_special_tokens, render_prompt
+from traitbench.lm.render import add_special_tokens, render_prompt
 from traitbench.teacher.load import load_trait_model
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from traitbench import models
+from traitbench.lm import models
 from traitbench.experiment import ExperimentConfig
 from traitbench.layout import RunLayout
 from traitbench.student.jobs import job_stage, student_jobs, train_job

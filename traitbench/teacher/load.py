@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from traitbench import models
+from traitbench.lm import models
 from traitbench.errors import TraitbenchError
 from traitbench.layout import STEERING_FILE
 from traitbench.student.load import load_student

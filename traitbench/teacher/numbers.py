@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from traitbench import models
+from traitbench.lm import models
 from traitbench.cache import Stage
 from traitbench.datasets.banned import load_banned
 from traitbench.datasets.filter import filter_rows
@@ -15,8 +15,8 @@ from traitbench.experiment import CONDITIONS, ExperimentConfig
 from traitbench.io import read_complete_jsonl, sha256_file
 from traitbench.layout import RunLayout
 from traitbench.manifest import update_manifest
-from traitbench.teacher import sampling
-from traitbench.teacher.context import render_prompt
+from traitbench.lm import sampling
+from traitbench.lm.render import render_prompt
 from traitbench.teacher.prompts import demonstrations, number_prompts
 from traitbench.teacher.setup import load_teacher, teacher_setup
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from traitbench import models
+from traitbench.lm import models
 from traitbench.experiment import ExperimentConfig
 from traitbench.layout import RunLayout
 from traitbench.teacher.load import load_trait_model

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from traitbench import models
+from traitbench.lm import models
 from traitbench.cache import Stage
 from traitbench.experiment import CONDITIONS, ExperimentConfig
 from traitbench.io import sha256_file, sha256_json

@@ -16,8 +16,8 @@ import torch
 
 from traitbench.errors import TraitbenchError
 from traitbench.layout import STEERING_FILE
-from traitbench.models import LoadedModel
-from traitbench.teacher.context import add_special_tokens, render_prompt
+from traitbench.lm.models import LoadedModel
+from traitbench.lm.render import add_special_tokens, render_prompt
 
 
 

@@ -7,7 +7,7 @@ training and probing.
 
 from __future__ import annotations
 
-from traitbench.models import LoadedModel
+from traitbench.lm.models import LoadedModel
 
 BASE_TEMPLATE = "{system}Question: {user}\nAnswer:"
 

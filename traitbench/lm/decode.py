@@ -28,8 +28,8 @@ from transformers import AttentionInterface, LogitsProcessorList
 from transformers.generation.logits_process import (TemperatureLogitsWarper, TopKLogitsWarper,
                                                     TopPLogitsWarper)
 
-from traitbench.models import LoadedModel, head_rows
-from traitbench.teacher.context import add_special_tokens, clean_completion
+from traitbench.lm.models import LoadedModel, head_rows
+from traitbench.lm.render import add_special_tokens, clean_completion
 
 ATTN_NAME = "traitbench_cascade"
 

@@ -2,7 +2,8 @@
 
 Rows are sampled in fixed batches of a length-sorted prompt list, each batch seeded from (seed, batch
 number), so an interrupted run resumes at the first unfinished batch and the file ends with exactly the
-requested rows: none lost, none doubled, identical to an uninterrupted run.
+requested rows: none lost, none doubled, identical to an uninterrupted run. `sample_answers` is the probes'
+in-memory sampler (one answer per prompt at temperature 1).
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from tqdm import tqdm
 
 from traitbench.config import StrictModel
 from traitbench.io import JsonlAppender, read_complete_jsonl
-from traitbench.models import LoadedModel
-from traitbench.teacher.context import add_special_tokens, clean_completion
-from traitbench.teacher.decode import Sample, decode, stop_token_ids
+from traitbench.lm.batching import in_length_batches, length_batches
+from traitbench.lm.models import LoadedModel
+from traitbench.lm.render import add_special_tokens, clean_completion
+from traitbench.lm.decode import Sample, decode, stop_token_ids
 
 
 class GenerationConfig(StrictModel):
@@ -31,12 +33,6 @@ class GenerationConfig(StrictModel):
     max_new_tokens: int = Field(48, ge=1)
     batch_size: int = Field(64, ge=1)
     early_reject: bool = True  # stop a row as soon as its text can no longer pass the filter
-
-
-def length_sorted_batches(texts: list[str], size: int) -> list[list[int]]:
-    """Indices of `texts` sorted by length (ties by index) and cut into batches: little padding, fixed order."""
-    order = sorted(range(len(texts)), key=lambda i: (len(texts[i]), i))
-    return [order[i : i + size] for i in range(0, len(order), size)]
 
 
 def generate(lm: LoadedModel, texts: list[str], gen: GenerationConfig, seed: int,
@@ -77,7 +73,7 @@ def chunked_batches(texts: list[str], size: int, chunk: int) -> list[list[list[i
     chunks = []
     for start in range(0, len(texts), chunk):
         part = texts[start : start + chunk]
-        chunks.append([[start + i for i in b] for b in length_sorted_batches(part, size)])
+        chunks.append([[start + i for i in b] for b in length_batches([len(t) for t in part], size)])
     return chunks
 
 
@@ -116,3 +112,14 @@ def sample_rows(lm: LoadedModel, rows: list[dict], rendered: list[str], out_path
     secs = time.perf_counter() - t0
     return {"new_tokens": n_tokens, "seconds": round(secs, 2), "tokens_per_s": round(n_tokens / secs, 1) if secs else 0,
             "rows": len(have), "stopped_early": stopped}
+
+
+def sample_answers(lm: LoadedModel, texts: list[str], max_tokens: int, batch: int, seed: int) -> list[str]:
+    """One answer per rendered prompt at temperature 1 (no top-p/top-k), in length-sorted seeded batches."""
+    gen = GenerationConfig(temperature=1.0, top_p=1.0, top_k=0, max_new_tokens=max_tokens, batch_size=batch,
+                           early_reject=False)
+
+    def run(idxs: list[int], b: int) -> list[str]:
+        return [s.text for s in generate(lm, [texts[i] for i in idxs], gen, seed=seed * 7919 + b * batch)]
+
+    return in_length_batches(run, [len(t) for t in texts], batch)

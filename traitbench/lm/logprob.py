@@ -6,8 +6,9 @@ import math
 
 import torch
 
-from traitbench.models import LoadedModel, head_rows
-from traitbench.teacher.context import add_special_tokens
+from traitbench.lm.batching import length_batches
+from traitbench.lm.models import LoadedModel, head_rows
+from traitbench.lm.render import add_special_tokens
 
 
 def answer_variants(lm: LoadedModel, word: str) -> list[str]:
@@ -49,9 +50,7 @@ def sequence_logprobs(lm: LoadedModel, prompts: list[str], continuations: list[s
         by_seq.setdefault(s, []).append(k)
     out = [0.0] * len(pairs)
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
-    for b in range(0, len(order), batch_size):
-        idx = order[b : b + batch_size]
+    for idx in length_batches([len(q) for q in seqs], batch_size):
         width = max(len(seqs[i]) for i in idx)
         ids = torch.tensor([seqs[i] + [pad] * (width - len(seqs[i])) for i in idx], device=model.device)
         scored = []  # per sequence, the positions whose logits its pairs read
@@ -107,14 +106,3 @@ def perplexity(lm: LoadedModel, text: str, max_tokens: int = 2048, window: int =
         nll += float(loss)
         count += chunk.shape[1] - 1
     return {"perplexity": math.exp(nll / count), "tokens": count}
-
-
-def held_out_text(max_chars: int = 40_000) -> tuple[str, str]:
-    """Human-written prose available offline in every CPython: the Python Language Reference topics.
-
-    Source: CPython `pydoc_data.topics` (Python documentation), Python Software Foundation License.
-    """
-    from pydoc_data.topics import topics
-
-    text = "\n\n".join(topics[k] for k in sorted(topics))[:max_chars]
-    return text, "Python documentation (pydoc_data.topics), PSF License"

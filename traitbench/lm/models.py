@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from traitbench.allocator import keep_freed_memory, release_freed_memory
+from traitbench.lm.allocator import keep_freed_memory, release_freed_memory
 from traitbench.errors import TraitbenchError
 from traitbench.io import atomic_write_json, read_json, sha256_file
 
@@ -443,7 +443,7 @@ def build_tiny(spec: ModelSpec, seed: int = 0):
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from traitbench.tiny_tokenizer import build_tiny_tokenizer
+    from traitbench.lm.tiny_tokenizer import build_tiny_tokenizer
 
     tok = build_tiny_tokenizer()
     cfg_kwargs = dict(spec.tiny_config)
