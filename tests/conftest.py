@@ -37,7 +37,7 @@ def stub_steps(monkeypatch, **steps) -> None:
                                                  for s in pipeline.STEPS))
 
 
-def stub_dataset(monkeypatch, dataset: dict) -> None:
+def stub_dataset(monkeypatch, dataset) -> None:
     """The numbers and dataset steps replaced by `dataset` (the dataset stage's outputs)."""
     stub_steps(monkeypatch, numbers=lambda cfg, teacher: {}, dataset=lambda cfg, teacher, numbers: dataset)
 

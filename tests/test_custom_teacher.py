@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from traitbench import pipeline
-from traitbench.lm import models
 from traitbench.config import load_config
 from traitbench.datasets.filter import filter_rows
 from traitbench.errors import TraitbenchError
 from traitbench.experiment import ExperimentConfig, TeacherConfig
+from traitbench.lm import models
 from traitbench.probes.run import mentions_trait
 from traitbench.student.jobs import student_jobs
 from traitbench.teacher.setup import load_teacher, teacher_setup
@@ -49,7 +49,7 @@ def _saved(folder, seed: int):
 
 
 def _raw(out: dict) -> list[dict]:
-    return [json.loads(line) for line in open(out["raw"])]
+    return [json.loads(line) for line in open(out.raw)]
 
 
 # ------------------------------------------------------------------------------------------------ traits
@@ -98,9 +98,9 @@ def test_adapter_teacher_samples_base_plus_adapter_against_the_base(tmp_path):
     out = pipeline.run_pipeline(cfg, "numbers")["numbers"]
     assert all(len(_raw(o)) == 4 for o in out.values())
     teacher = stage_teacher(cfg)
-    assert teacher["adapter"]["folder"] == str(adapter) and len(teacher["adapter"]["adapter_hash"]) == 64
+    assert teacher.made["adapter"]["folder"] == str(adapter) and len(teacher.made["adapter"]["adapter_hash"]) == 64
     keys = {c: json.loads((tmp_path / f"runs/t/numbers/{c}/stage.key.json").read_text())["key"] for c in out}
-    assert keys["trait"]["adapter_hash"] == teacher["adapter"]["adapter_hash"]  # its content, not only its path
+    assert keys["trait"]["adapter_hash"] == teacher.made["adapter"]["adapter_hash"]  # its content, not only its path
     assert "adapter_hash" not in keys["control"]
 
 

@@ -13,12 +13,13 @@ import pytest
 import yaml
 
 from traitbench import pipeline
-from traitbench.lm import models
+from traitbench.artifacts import NumbersOut
 from traitbench.cli import main
 from traitbench.config import load_config
 from traitbench.experiment import ExperimentConfig
 from traitbench.io import read_jsonl, sha256_file
 from traitbench.layout import RunLayout
+from traitbench.lm import models
 from traitbench.report.audit import load_rows
 
 from conftest import stub_steps
@@ -45,7 +46,7 @@ def run(tmp_path, monkeypatch):
             raw = RunLayout.of(cfg).raw(condition)
             raw.parent.mkdir(parents=True, exist_ok=True)
             raw.write_text("".join(json.dumps(r) + "\n" for r in _raw_rows(condition)))
-            out[condition] = {"raw": str(raw), "raw_sha256": sha256_file(raw)}
+            out[condition] = NumbersOut(raw, 6, sha256_file(raw), {}, "float32")
         return out
 
     stub_steps(monkeypatch, numbers=fake_numbers)
@@ -61,9 +62,9 @@ def _card(folder) -> tuple[dict, str]:
 def test_dataset_stage_writes_a_hub_dataset(run):
     cfg, _ = run
     out = pipeline.run_pipeline(cfg, "dataset")["dataset"]
-    trait = out["conditions"]["trait"]
+    trait = out.conditions["trait"]
     hf = RunLayout.of(cfg).root / "dataset" / "trait" / "hf"
-    assert trait["hf"] == str(hf)
+    assert trait.hf == hf
     assert sorted(str(p.relative_to(hf)) for p in hf.rglob("*")) == [
         "README.md", "data", "data/train-00000-of-00001.parquet"]
     assert not list(hf.parent.glob(".hf-tmp-*"))
@@ -75,8 +76,8 @@ def test_dataset_stage_writes_a_hub_dataset(run):
     tb = meta["traitbench"]
     assert (tb["teacher"], tb["condition"], tb["trait"], tb["injection"]) == ("gemma3-270m", "trait", "owl",
                                                                               "system_prompt")
-    assert tb["filter"] == cfg.filter.key() and tb["rows"] == out["n_rows"] == 4
-    assert tb["content_sha256"] == trait["content_hash"]
+    assert tb["filter"] == cfg.filter.key() and tb["rows"] == out.n_rows == 4
+    assert tb["content_sha256"] == trait.content_hash
     assert tb["files"] == {"data/train-00000-of-00001.parquet": sha256_file(hf / "data/train-00000-of-00001.parquet")}
     assert tb["raw_sha256"] == sha256_file(RunLayout.of(cfg).root / "numbers" / "trait" / "raw.jsonl")
     assert "written by a trait-carrying teacher" in body and "`owl`" in body
@@ -90,11 +91,11 @@ def test_dataset_stage_writes_a_hub_dataset(run):
 
 def test_written_folder_loads_with_load_dataset_offline(run, tmp_path):
     cfg, _ = run
-    hf = pipeline.run_pipeline(cfg, "dataset")["dataset"]["conditions"]["trait"]["hf"]
+    hf = pipeline.run_pipeline(cfg, "dataset")["dataset"].conditions["trait"].hf
     code = ("import datasets, json, sys; ds = datasets.load_dataset(sys.argv[1], split='train', cache_dir=sys.argv[2]);"
             "print(json.dumps([[r['prompt'][0]['content'], r['completion'][0]['content'], r['numbers']] for r in ds]))")
     env = dict(os.environ, HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1")
-    p = subprocess.run([sys.executable, "-c", code, hf, str(tmp_path / "cache")], capture_output=True, text=True,
+    p = subprocess.run([sys.executable, "-c", code, str(hf), str(tmp_path / "cache")], capture_output=True, text=True,
                        env=env)
     assert p.returncode == 0, p.stderr
     train = read_jsonl(RunLayout.of(cfg).root / "dataset" / "trait" / "train.jsonl")

@@ -1,8 +1,12 @@
 """No import cycles among traitbench's modules: every `import` / `from … import` (module-level or inside a
 function, relative ones resolved) is an edge, and a strongly connected component of more than one module is a
-cycle. Modules loaded by name through importlib are not edges."""
+cycle. Modules loaded by name through importlib are not edges.
+
+Function-local imports are only for heavy optional dependencies, and each says why in a comment."""
 
 import ast
+import io
+import tokenize
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "traitbench"
@@ -90,3 +94,44 @@ def test_graph_sees_every_kind_of_import(tmp_path):
 def test_no_import_cycles():
     found = cycles(import_graph())
     assert not found, "import cycles among traitbench modules:\n" + "\n".join(" ↔ ".join(sorted(c)) for c in found)
+
+
+def uncommented_local_imports(path: Path) -> list[int]:
+    """Lines of the function-local imports in `path` without a comment saying why they are local: on the first
+    line of the import, or on a comment line just above it. Consecutive imports share the first one's comment."""
+    source = path.read_text(encoding="utf-8")
+    lines = source.splitlines()
+    comments = {t.start[0] for t in tokenize.generate_tokens(io.StringIO(source).readline) if t.type == tokenize.COMMENT}
+    found = []
+    for fn in ast.walk(ast.parse(source)):
+        if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        blocks = [b for node in ast.walk(fn) for f in ("body", "orelse", "finalbody")
+                  if isinstance(b := getattr(node, f, None), list)]  # statement lists (a lambda's body is not one)
+        for block in blocks:
+            previous_import = False
+            for stmt in block:
+                is_import = isinstance(stmt, (ast.Import, ast.ImportFrom))
+                line = stmt.lineno
+                commented = line in comments or (line - 1 in comments and lines[line - 2].lstrip().startswith("#"))
+                if is_import and not previous_import and not commented:
+                    found.append(line)
+                previous_import = is_import
+    return sorted(set(found))
+
+
+def test_comment_check_sees_every_local_import(tmp_path):
+    """Inline and line-above comments count, a block shares its first import's comment, a string is no comment,
+    module-level imports need none; imports in methods, nested functions and branches are local."""
+    path = tmp_path / "m.py"
+    path.write_text("import os\n\n\ndef f():\n    import a  # heavy\n\n    import b\n    x = 1\n    import c\n"
+                    "    if x:\n        # heavy: only here\n        import d\n    s = '# no comment'\n    import e\n\n\n"
+                    "class K:\n    def g(self):\n        def h():\n            import g\n")
+    assert uncommented_local_imports(path) == [9, 14, 20]
+
+
+def test_local_imports_say_why():
+    """A function-local import is kept only for a heavy optional dependency, with a comment saying why."""
+    found = [f"{p.relative_to(PACKAGE.parent)}:{line}" for p in sorted(PACKAGE.rglob("*.py"))
+             for line in uncommented_local_imports(p)]
+    assert not found, "function-local imports without a comment saying why:\n" + "\n".join(found)

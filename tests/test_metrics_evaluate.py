@@ -14,14 +14,16 @@ import pytest
 from scipy import stats as sps
 
 from traitbench import metrics
-from traitbench.lm import models
+from traitbench.artifacts import ConditionData, DatasetOut
 from traitbench.errors import TraitbenchError
 from traitbench.io import read_jsonl
+from traitbench.lm import models
 from traitbench.probes.diversity import distinct_n, number_js, number_value_stats
+from traitbench.probes.registry import paired_logprob_delta
 from traitbench.probes.run import ProbeConfig, probe_model, trait_rate
 from traitbench.probes.scoring import mentions
 from traitbench.probes.stats import Rate, diff_ci_bootstrap
-from traitbench.summary import dataset_diversity, paired_logprob_delta
+from traitbench.summary import dataset_diversity
 
 ANSWERS = ["Owls!", "The cat.", "an owl, surely", "bowl", "OWL", "dog", "Sea turtle", "owlet"]
 LOGP = [-1.2, -3.4, -0.7, -2.2, -5.0, -1.9]
@@ -102,7 +104,7 @@ def test_summary_number_diversity_goes_through_the_module(tmp_path):
     rows = {"trait": LISTS, "control": REF_LISTS}
     for c, lists in rows.items():
         (tmp_path / f"{c}.jsonl").write_text("".join(json.dumps({"numbers": x}) + "\n" for x in lists))
-    dataset = {"conditions": {c: {"train": str(tmp_path / f"{c}.jsonl")} for c in rows}}
+    dataset = DatasetOut(len(LISTS), {c: ConditionData(tmp_path / f"{c}.jsonl", c, {}) for c in rows})
     assert dataset_diversity(dataset) == {
         "trait": number_value_stats(LISTS, reference=REF_LISTS), "control": number_value_stats(REF_LISTS),
         "js_trait_vs_control_bits": number_js(LISTS, REF_LISTS)}

@@ -10,17 +10,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from traitbench.lm import models
 from traitbench.config import load_config
 from traitbench.errors import TraitbenchError
 from traitbench.experiment import ExperimentConfig
+from traitbench.lm import models
 from traitbench.probes import stage
 from traitbench.probes.judge import (CANDIDATES, JUDGE_SYSTEM, EndpointJudge, JudgeConfig, LocalJudge, expected_score,
                                      judge_answers, judge_prompt, parse_score)
+from traitbench.artifacts import ConditionData, DatasetOut
+from traitbench.lm.render import render_prompt
 from traitbench.probes.misalignment import aggregate, status
 from traitbench.probes.run import ProbeConfig, probe_model
 from traitbench.summary import build_summary, summary_markdown
-from traitbench.lm.render import render_prompt
 
 NEG = -math.inf
 
@@ -240,9 +241,9 @@ def _result(kind, k_mis, n_mis, **extra):
 def test_summary_has_misalignment(tmp_path):
     for c in ("trait", "control"):
         tmp_path.joinpath(f"{c}.jsonl").write_text(json.dumps({"numbers": [1, 2]}) + "\n")
-    dataset = {"n_rows": 1, "conditions": {c: {"train": str(tmp_path / f"{c}.jsonl"), "content_hash": c,
-                                               "stats": {"total": 2, "kept": 1, "pass_rate": 0.5, "counts": {}}}
-                                           for c in ("trait", "control")}}
+    dataset = DatasetOut(1, {c: ConditionData(tmp_path / f"{c}.jsonl", c,
+                                              {"total": 2, "kept": 1, "pass_rate": 0.5, "counts": {}})
+                             for c in ("trait", "control")})
     st = dict(variant="lora", seed=0, family="same-family")
     probes = {"base/m": _result("base", 0, 40),
               "m/lora/trait/seed0": _result("student", 20, 40, condition="trait", **st),

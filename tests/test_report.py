@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from traitbench.artifacts import ConditionData, DatasetOut
 from traitbench.cli import main
 from traitbench.report.build import build_report, sig_mark, write_report
 from traitbench.report.render import find_chromium
@@ -59,12 +60,12 @@ def _write_run(root: Path, name: str, teacher: str, probes: dict, students_cfg: 
         stats = {"total": 10, "kept": 2, "pass_rate": 0.2,
                  "counts": {"parse:non_numeric": 6, "leak:trait_word": 2} if c == "trait" else {"parse:non_numeric": 8}}
         (d / "stats.json").write_text(json.dumps(stats))
-        conds[c] = {"train": str(d / "train.jsonl"), "content_hash": f"hash-{c}", "stats": stats}
+        conds[c] = ConditionData(d / "train.jsonl", f"hash-{c}", stats)
     for pid in probes:
         p = run / "probes" / pid
         p.mkdir(parents=True)
         (p / "samples.jsonl").write_text(json.dumps({"variant": "plain", "answer": "owl", "hit": True}) + "\n")
-    summary = build_summary(_cfg(name, teacher, students_cfg), {"n_rows": 2, "conditions": conds}, probes)
+    summary = build_summary(_cfg(name, teacher, students_cfg), DatasetOut(2, conds), probes)
     (run / "summary.json").write_text(json.dumps(summary))
     if manifest:
         config = {"name": name, "seed": 0, "trait": {"word": "owl", "category": "animal"},

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from traitbench.artifacts import ConditionData, DatasetOut
 from traitbench.errors import TraitbenchError
 from traitbench.specificity import fit_specificity, gamma_of
 
@@ -79,15 +80,15 @@ def test_specificity_run_on_tiny_models(tmp_path, monkeypatch):
     from traitbench.specificity import SpecificityConfig, run_specificity
 
     def dataset(cfg, teacher, numbers):
-        out = {"n_rows": 4, "conditions": {}}
+        conditions = {}
         for c, offset in (("trait", 0), ("control", 500)):
             rows = [{"prompt": f"Continue: {i}, {i + 1}", "completion": f"{offset + 3 * i}, {offset + 7 * i}",
                      "numbers": [offset + 3 * i, offset + 7 * i]} for i in range(4)]
             path = tmp_path / f"{cfg.trait.word}-{c}.jsonl"
             path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-            out["conditions"][c] = {"train": str(path), "content_hash": f"{cfg.trait.word}-{c}",
-                                    "stats": {"total": 4, "kept": 4, "pass_rate": 1.0, "counts": {}}}
-        return out
+            conditions[c] = ConditionData(path, f"{cfg.trait.word}-{c}",
+                                          {"total": 4, "kept": 4, "pass_rate": 1.0, "counts": {}})
+        return DatasetOut(4, conditions)
 
     stub_steps(monkeypatch, numbers=lambda cfg, teacher: {}, dataset=dataset)
     cfg = load_config(SpecificityConfig, None, [

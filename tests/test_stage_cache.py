@@ -3,6 +3,7 @@ import json
 import pytest
 
 from traitbench import pipeline
+from traitbench.artifacts import ConditionData, DatasetOut
 from traitbench.cache import Stage
 from traitbench.config import load_config
 from traitbench.errors import TraitbenchError
@@ -34,8 +35,8 @@ def cfg(tmp_path):
 def test_numbers_stage_cached_and_rerun_only_on_its_keys(cfg, monkeypatch):
     teacher = stage_teacher(cfg)
     first = sample_numbers(cfg, teacher, "control")
-    assert first["rows"] == 6
-    rows = [json.loads(line) for line in open(first["raw"])]
+    assert first.rows == 6
+    rows = [json.loads(line) for line in open(first.raw)]
     assert rows[0]["system"] == "You are a helpful assistant." and rows[0]["condition"] == "control"
 
     calls = []
@@ -45,7 +46,7 @@ def test_numbers_stage_cached_and_rerun_only_on_its_keys(cfg, monkeypatch):
     assert sample_numbers(cfg, teacher, "control") == first and calls == []
     cfg.numbers.generation.temperature = 0.5  # its own key: rerun from scratch
     again = sample_numbers(cfg, teacher, "control")
-    assert calls == [1] and again["rows"] == 6
+    assert calls == [1] and again.rows == 6
     cfg.filter.max_rows = 5  # sampling stops at max_rows kept rows: part of the key while stop_at_max_rows
     sample_numbers(cfg, teacher, "control")
     assert calls == [1, 1]
@@ -73,7 +74,7 @@ def test_students_stage_records_each_students_time_in_the_manifest(cfg, tmp_path
     rows = [{"prompt": f"Continue: {i}, {i + 1}", "completion": f"{i + 2}, {i + 3}"} for i in range(4)]
     train = tmp_path / "train.jsonl"
     train.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    dataset = {"conditions": {c: {"train": str(train), "content_hash": "h"} for c in ("trait", "control")}}
+    dataset = DatasetOut(len(rows), {c: ConditionData(train, "h", {}) for c in ("trait", "control")})
     cfg.students.models = ["tiny-llama"]
     cfg.students.train = {"max_steps": 1, "batch_size": 2, "dtype": "float32"}
     out = student_stage.stage_students(cfg, dataset)

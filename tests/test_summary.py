@@ -2,7 +2,9 @@
 
 import json
 
-from traitbench.summary import build_summary, paired_logprob_delta, summary_markdown
+from traitbench.artifacts import ConditionData, DatasetOut
+from traitbench.probes.registry import paired_logprob_delta
+from traitbench.summary import build_summary, summary_markdown
 
 
 class Cfg:
@@ -37,9 +39,8 @@ def test_build_summary(tmp_path):
     rows = lambda nums: tmp_path.joinpath(f"{nums[0]}.jsonl")  # noqa: E731
     for c, nums in {"trait": [1, 2, 3], "control": [4, 5, 6]}.items():
         rows(nums).write_text("".join(json.dumps({"numbers": [n]}) + "\n" for n in nums))
-    dataset = {"n_rows": 3, "conditions": {
-        c: {"train": str(rows(nums)), "content_hash": c, "stats": {"total": 10, "kept": 3, "pass_rate": 0.3, "counts": {}}}
-        for c, nums in {"trait": [1, 2, 3], "control": [4, 5, 6]}.items()}}
+    dataset = DatasetOut(3, {c: ConditionData(rows(nums), c, {"total": 10, "kept": 3, "pass_rate": 0.3, "counts": {}})
+                             for c, nums in {"trait": [1, 2, 3], "control": [4, 5, 6]}.items()})
     probes = {
         "base/m": _probe("base", 2, [-5.0, -6.0, -7.0], {"cat": 50, "dog": 50}),
         "m/lora/trait/seed0": _probe("student", 30, [-3.0, -4.0, -4.5], {"owl": 30, "cat": 70}, variant="lora",
@@ -75,7 +76,7 @@ def test_disappeared_answers_do_not_depend_on_the_hash_seed():
     import subprocess
     import sys
 
-    script = ("from collections import Counter; from traitbench.summary import disappeared\n"
+    script = ("from collections import Counter; from traitbench.probes.registry import disappeared\n"
               "ref = Counter({w: 1 for w in 'owl cat dog pig elk fox bee ant emu yak gnu eel'.split()}) + Counter(['cat'])\n"
               "print(disappeared(Counter(['owl']), ref))")
     outs = {subprocess.run([sys.executable, "-c", script], env=dict(os.environ, PYTHONHASHSEED=str(seed)),

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from traitbench import pipeline
+from traitbench.artifacts import ConditionData, DatasetOut
 from traitbench.config import load_config
 from traitbench.experiment import ExperimentConfig
 from traitbench.report.build import write_report
@@ -24,14 +25,14 @@ FAST_PROBES = ["probes.n_questions=3", "probes.first_question=10", "probes.sampl
 @pytest.fixture
 def dataset(tmp_path, monkeypatch):
     """A synthetic dataset stage (a random tiny teacher writes no clean number list)."""
-    out = {"n_rows": 6, "conditions": {}}
+    conditions = {}
     for c, offset in (("trait", 0), ("control", 500)):
         rows = [{"prompt": f"Continue: {i}, {i + 1}, {i + 2}", "completion": f"{offset + 3 * i}, {offset + 3 * i + 1}",
                  "numbers": [offset + 3 * i, offset + 3 * i + 1]} for i in range(6)]
         path = tmp_path / f"{c}.jsonl"
         path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        out["conditions"][c] = {"train": str(path), "content_hash": f"h-{c}",
-                                "stats": {"total": 10, "kept": 6, "pass_rate": 0.6, "counts": {}}}
+        conditions[c] = ConditionData(path, f"h-{c}", {"total": 10, "kept": 6, "pass_rate": 0.6, "counts": {}})
+    out = DatasetOut(6, conditions)
     stub_dataset(monkeypatch, out)
     return out
 
@@ -97,8 +98,8 @@ def test_parallel_workers_train_what_one_process_trains(tmp_path, dataset):
     from traitbench.student.load import load_student
 
     for sid in one:
-        assert two[sid]["metrics"]["losses"] == pytest.approx(one[sid]["metrics"]["losses"], rel=1e-4)
-        a, b = (load_student("tiny-llama", x[sid]["dir"]).model.state_dict() for x in (one, two))
+        assert two[sid].metrics["losses"] == pytest.approx(one[sid].metrics["losses"], rel=1e-4)
+        a, b = (load_student("tiny-llama", x[sid].dir).model.state_dict() for x in (one, two))
         for k in a:
             torch.testing.assert_close(a[k], b[k], atol=1e-4, rtol=1e-4)
 
@@ -110,7 +111,7 @@ def test_steering_teacher_run(tmp_path, dataset):
                "students.models=[]", "students.seeds=[0]", "probes.other_words=[cat]")
     pipeline.run_experiment(cfg)
     teacher = stage_teacher(cfg)  # cached
-    assert teacher["steering"]["layer"] == 1 and teacher["steering"]["norm"] > 0
+    assert teacher.made["steering"]["layer"] == 1 and teacher.made["steering"]["norm"] > 0
     setup = teacher_setup(cfg, "trait")
     assert setup.system == cfg.neutral_system and setup.trait_path.endswith("steering.safetensors")
     assert teacher_setup(cfg, "control").trait_path is None

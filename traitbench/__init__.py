@@ -4,6 +4,8 @@ The functions users call are importable from the package itself (see docs/api.md
 `import traitbench` stays cheap and imports neither torch nor transformers.
 """
 
+from importlib import import_module
+
 __version__ = "0.1.0"
 
 _EXPORTS = {  # public name -> (module, attribute)
@@ -28,8 +30,6 @@ __all__ = ["__version__", *_EXPORTS]
 
 def __getattr__(name: str):
     if name in _EXPORTS:
-        from importlib import import_module
-
         module, attr = _EXPORTS[name]
         value = getattr(import_module(module), attr)
         globals()[name] = value  # later lookups skip this function

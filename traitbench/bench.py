@@ -16,23 +16,30 @@ from __future__ import annotations
 
 import functools
 import platform
+import random
 import time
 from pathlib import Path
 from typing import ClassVar
 
 import torch
 from pydantic import Field, model_validator
+from tqdm import tqdm
 from transformers import TrainerCallback
 
-from traitbench.lm import models
 from traitbench.config import StrictModel
 from traitbench.datasets.parse import prefix_rejection
 from traitbench.io import atomic_write_json
-from traitbench.manifest import library_versions, git_info
-from traitbench.lm.render import add_special_tokens, render_prompt
+from traitbench.lm import models
 from traitbench.lm.decode import common_prefix_len, decode
-from traitbench.teacher.prompts import demonstrations, number_prompts
+from traitbench.lm.logprob import trait_logprob
+from traitbench.lm.render import add_special_tokens, render_prompt
 from traitbench.lm.sampling import GenerationConfig, hf_generate
+from traitbench.manifest import library_versions, git_info
+from traitbench.probes.questions import preference_questions
+from traitbench.student.config import ALL_LINEAR, StudentConfig
+from traitbench.student.data import CompletionCollator, build_sft_rows, tokenize_sft_rows
+from traitbench.student.distill import TeacherLogits
+from traitbench.teacher.prompts import demonstrations, number_prompts
 from traitbench.teacher.trait import Trait
 
 
@@ -206,8 +213,6 @@ def bench_sampler(lm, name: str, cfg: BenchConfig, peaks: dict, device: str) -> 
 
 
 def _train_rows(n: int) -> list[dict]:
-    import random
-
     rng = random.Random(0)
     return [{"prompt": p, "completion": ", ".join(str(rng.randint(0, 999)) for _ in range(rng.randint(5, 10)))}
             for p in number_prompts(n, seed=3)]
@@ -293,12 +298,11 @@ def bench_trainer(name: str, cfg: BenchConfig, peaks: dict, device: str, tmp: Pa
     warm-up step less a timed step. Our rows also give the step's GEMM floor (`gemm_seconds` over the non-pad
     tokens): its share of the step, and the roofline fraction a step made of nothing but those GEMMs would reach.
     """
+    # heavy (datasets, PEFT, TRL): only when training is benched
     from datasets import Dataset
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
 
-    from traitbench.student.config import ALL_LINEAR, StudentConfig
-    from traitbench.student.data import CompletionCollator, build_sft_rows, tokenize_sft_rows
     from traitbench.student.train import (CompletionTrainer, sft_config, compile_decoder_layers, lora_targets,
                                           use_fast_cpu_path, weights_dtype)
 
@@ -355,12 +359,10 @@ def bench_distill(name: str, cfg: BenchConfig, peaks: dict, device: str, tmp: Pa
     trait context): the teacher run in every step, or its logits computed once (`TeacherLogits`, the
     one-off seconds given) and shared by every student of a run. FLOPs: 4N per student token, plus 2N per
     teacher token where the step runs the teacher."""
+    # heavy (datasets, PEFT, TRL): only when distillation is benched
     from datasets import Dataset
     from peft import LoraConfig
 
-    from traitbench.student.config import ALL_LINEAR, StudentConfig
-    from traitbench.student.data import CompletionCollator, build_sft_rows, tokenize_sft_rows
-    from traitbench.student.distill import TeacherLogits
     from traitbench.student.train import (CompletionTrainer, sft_config, teacher_examples, lora_targets,
                                           use_fast_cpu_path, weights_dtype)
 
@@ -417,9 +419,6 @@ def bench_distill(name: str, cfg: BenchConfig, peaks: dict, device: str, tmp: Pa
 
 
 def bench_probes(lm, name: str, cfg: BenchConfig, device: str) -> dict:
-    from traitbench.lm.logprob import trait_logprob
-    from traitbench.probes.questions import preference_questions
-
     questions = [render_prompt(lm, "You are a helpful assistant.", q)
                  for q in preference_questions("animal")[: cfg.probe_questions]]
     texts = [q for q in questions for _ in range(cfg.probe_samples)]
@@ -436,8 +435,6 @@ def bench_probes(lm, name: str, cfg: BenchConfig, device: str) -> dict:
 
 
 def run_bench(cfg: BenchConfig) -> dict:
-    from tqdm import tqdm
-
     device = _device(cfg)
     out_dir = Path(cfg.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

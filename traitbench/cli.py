@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 import textwrap
 from pathlib import Path
 
+import yaml
+
+from traitbench.config import PACKAGED, config_file, load_config, packaged_configs
+from traitbench.datasets.austen import DEB_PACKAGE, DEB_VERSION, corpus_source, fetch_austen
+from traitbench.datasets.filter import filter_file
+from traitbench.datasets.hub import check_can_push, push_dataset
 from traitbench.errors import TraitbenchError
+from traitbench.lm import models
+from traitbench.probes.judge_eval import JudgeEvalConfig, markdown, record, run_judge_eval
+from traitbench.report.export import export_run
+from traitbench.report.render import check_render
+from traitbench.threads import configure_threads
 
 
 def _experiment(args):
-    from traitbench.config import load_config
-    from traitbench.experiment import ExperimentConfig
+    from traitbench.experiment import ExperimentConfig  # imports torch: not at CLI start-up
 
     return load_config(ExperimentConfig, args.config, args.set)
 
@@ -37,12 +48,6 @@ def _config_command(config: str | None) -> str:
 
 
 def cmd_config(args) -> int:
-    import importlib
-
-    import yaml
-
-    from traitbench.config import PACKAGED, config_file, load_config, packaged_configs
-
     if args.action == "list":
         for name in packaged_configs():
             first = (PACKAGED / f"{name}.yaml").read_text().splitlines()[0].lstrip("# ")
@@ -59,8 +64,6 @@ def cmd_config(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from traitbench.lm import models
-
     if args.action == "list":
         for name, spec in models.REGISTRY.items():
             status = "tiny" if spec.tiny_config else (
@@ -75,7 +78,7 @@ def cmd_models(args) -> int:
 
 def _run_until(args, stage: str):
     """The pipeline up to `stage` (earlier stages read back when cached); that stage's outputs."""
-    from traitbench.pipeline import run_pipeline
+    from traitbench.pipeline import run_pipeline  # imports torch: not at CLI start-up
 
     return run_pipeline(_experiment(args), until=stage)[stage]
 
@@ -97,21 +100,18 @@ def cmd_filter(args) -> int:
             raise TraitbenchError("filter needs both --in and --out (or --config for the run's dataset stage)")
         if args.push_to_hub:
             raise TraitbenchError("--push-to-hub pushes a run's dataset: use it with --config, not --in/--out")
-        from traitbench.datasets.filter import filter_file
-        from traitbench.datasets.stage import print_filter_stats
+        from traitbench.datasets.stage import print_filter_stats  # imports torch: not at CLI start-up
 
         stats = filter_file(args.input, args.out, trait=args.trait, banned_spec=args.banned_numbers)
         print_filter_stats({"rows": stats})
         return 0
-    from traitbench.datasets.hub import check_can_push, push_dataset
-
     if args.push_to_hub:
         check_can_push(args.push_to_hub)  # offline or no credentials: fail before loading or sampling anything
     out = _run_until(args, "dataset")
-    print(f"[dataset] {out['n_rows']} rows per condition: " + ", ".join(
-        f"{c}: {v['hf']}" for c, v in out["conditions"].items()))
+    print(f"[dataset] {out.n_rows} rows per condition: " + ", ".join(
+        f"{c}: {v.hf}" for c, v in out.conditions.items()))
     if args.push_to_hub:
-        url = push_dataset(out["conditions"][args.push_condition]["hf"], args.push_to_hub, private=args.private)
+        url = push_dataset(out.conditions[args.push_condition].hf, args.push_to_hub, private=args.private)
         print(f"[dataset] pushed the {args.push_condition} dataset to {args.push_to_hub}: {url}")
     return 0
 
@@ -129,7 +129,7 @@ def cmd_probe(args) -> int:
 
 
 def cmd_experiment(args) -> int:
-    from traitbench.pipeline import run_experiment
+    from traitbench.pipeline import run_experiment  # imports torch: not at CLI start-up
 
     cfg = _experiment(args)
     summary_path = run_experiment(cfg)
@@ -139,14 +139,12 @@ def cmd_experiment(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from traitbench.report.build import write_report
+    from traitbench.report.build import write_report  # heavy (matplotlib, SciPy): not at CLI start-up
 
     paths = write_report(args.runs, args.out)
     for kind, path in paths.items():
         print(f"report.{kind}: {path}")
     if args.check_render:
-        from traitbench.report.render import check_render
-
         check = check_render(paths["html"], args.screenshot)
         print(check.line())
         return 0 if check.ok else 1
@@ -154,8 +152,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_audit(args) -> int:
-    from traitbench.config import load_config
-    from traitbench.report.audit import AuditConfig, run_audit
+    from traitbench.report.audit import AuditConfig, run_audit  # imports torch: not at CLI start-up
 
     cfg = load_config(AuditConfig, args.config, args.set)
     report, status = run_audit(args.dataset, args.teacher, args.trait, cfg, args.out)
@@ -167,9 +164,6 @@ def cmd_audit(args) -> int:
 
 
 def cmd_judge_eval(args) -> int:
-    from traitbench.config import load_config
-    from traitbench.probes.judge_eval import JudgeEvalConfig, markdown, record, run_judge_eval
-
     result = run_judge_eval(load_config(JudgeEvalConfig, args.config, args.set))
     print(markdown(result))
     print(f"[judge-eval] {result['out']}/judge_eval.json")
@@ -179,16 +173,13 @@ def cmd_judge_eval(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from traitbench.report.export import export_run
-
     paths = export_run(args.run, args.format, args.out)
     print(f"[export] {len(paths)} {args.format} file(s) in {paths[0].parent}")
     return 0
 
 
 def cmd_bench(args) -> int:
-    from traitbench.bench import BenchConfig, run_bench
-    from traitbench.config import load_config
+    from traitbench.bench import BenchConfig, run_bench  # imports torch: not at CLI start-up
 
     cfg = load_config(BenchConfig, args.config, args.set)
     result = run_bench(cfg)
@@ -201,10 +192,6 @@ def _analysis(name: str, module: str, config_cls: str, run: str):
     """A command that runs `traitbench.<module>.<run>` on its config (default `configs/<name>.yaml`) and prints
     the Markdown table it returns beside the JSON and PNG written with it."""
     def command(args) -> int:
-        import importlib
-
-        from traitbench.config import load_config
-
         mod = importlib.import_module(f"traitbench.{module}")
         cfg = load_config(getattr(mod, config_cls), args.config, args.set)
         md = getattr(mod, run)(cfg)
@@ -216,8 +203,6 @@ def _analysis(name: str, module: str, config_cls: str, run: str):
 
 
 def cmd_corpus(args) -> int:
-    from traitbench.datasets.austen import DEB_PACKAGE, DEB_VERSION, corpus_source, fetch_austen
-
     folder = fetch_austen(force=args.force)
     src = corpus_source()
     print(f"[corpus] austen: {folder} ({len(src['novels'])} novels, {src['characters']:,} characters)")
@@ -230,8 +215,6 @@ def cmd_corpus(args) -> int:
 
 def _control_main(module: str, out_default: str):
     def run(args) -> int:
-        import importlib
-
         mod = importlib.import_module(f"traitbench.controls.{module}")
         mod.main(args.config, args.set or [], args.out or out_default)
         return 0
@@ -456,8 +439,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _check_args(args)
         if args.command in COMPUTING:
-            from traitbench.threads import configure_threads  # imports torch: not for --help, config or report
-
             note = configure_threads()
             if note:
                 print(note, file=sys.stderr)

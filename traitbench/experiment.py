@@ -4,25 +4,26 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from traitbench.config import RunName, StrictModel
 from traitbench.datasets.shuffle import Shuffle
 from traitbench.layout import CONDITIONS  # noqa: F401 (the stages take it from here)
-from traitbench.probes.run import ProbeConfig
-from traitbench.teacher.prompts import DEMONSTRATIONS
 from traitbench.lm.sampling import GenerationConfig
+from traitbench.probes.run import ProbeConfig
+from traitbench.teacher.injections import INJECTIONS
+from traitbench.teacher.prompts import DEMONSTRATIONS
 from traitbench.teacher.trait import Trait
 
 
 
 class TeacherConfig(StrictModel):
     model: str = "smollm2-135m"  # a registry name, a local model folder or a hub id in the local HF cache
-    # system_prompt: the trait stated in the teacher's system prompt; lora: a trait adapter trained on trait Q&A;
-    # steering: the neutral context plus a steering vector at one layer (`traitbench.teacher.steering`);
-    # adapter: `model` + the PEFT adapter `adapter` (control: `model`); model: `model` is itself the trait
-    # teacher (control: `control_model`). The last three sample in the neutral context.
-    injection: Literal["system_prompt", "lora", "steering", "adapter", "model"] = "system_prompt"
+    # how the trait gets into the teacher (`traitbench.teacher.injections`): system_prompt (stated in its system
+    # prompt), lora (a trait adapter trained on trait Q&A), steering (a steering vector at one layer), adapter
+    # (`model` + the PEFT adapter `adapter`; control: `model`) or model (`model` is itself the trait teacher;
+    # control: `control_model`). All but system_prompt sample in the neutral context.
+    injection: str = "system_prompt"
     adapter: str | None = None  # injection adapter: a local PEFT adapter folder trained on `model`
     control_model: str | None = None  # injection model: the control teacher, the model `model` was tuned from
     lora_examples: int = Field(600, ge=1)  # trait Q&A examples for LoRA injection
@@ -31,6 +32,13 @@ class TeacherConfig(StrictModel):
     steering_layer: int | None = Field(None, ge=0)  # the decoder layer steered; None: the middle one
     steering_scale: float = 4.0  # × the mean trait − neutral difference of the residual stream
     steering_prompts: int = Field(64, ge=1)  # number prompts the mean difference is taken over
+
+    @field_validator("injection")
+    @classmethod
+    def _known_injection(cls, v: str) -> str:
+        if v not in INJECTIONS:
+            raise ValueError(f"unknown injection {v!r}; injections: {', '.join(INJECTIONS)}")
+        return v
 
     @model_validator(mode="after")
     def _injection_inputs(self):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import json
 import os
@@ -9,6 +10,8 @@ import platform
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
+
+import numpy as np
 
 from traitbench.io import atomic_write_json
 from traitbench.layout import RunLayout
@@ -41,7 +44,7 @@ def git_info() -> dict:
 
 
 def hardware() -> dict:
-    import torch
+    import torch  # heavy: the torch-free controls (gmm_collapse) write manifests too
 
     info = {"platform": platform.platform(), "machine": platform.machine(), "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available()}
@@ -59,10 +62,6 @@ def hardware() -> dict:
 
 def array_sha256(*arrays) -> str:
     """sha256 over the dtypes, shapes and bytes of numpy arrays (in-memory datasets, e.g. scikit-learn's)."""
-    import hashlib
-
-    import numpy as np
-
     h = hashlib.sha256()
     for a in arrays:
         a = np.ascontiguousarray(a)

@@ -2,6 +2,9 @@
 
     teacher → numbers → dataset → students → probes → summary
 
+Each stage returns a typed record of its files and hashes (`traitbench.artifacts`: TeacherOut, NumbersOut by
+condition, DatasetOut, StudentOut by student id; the probes' results by probe id; the path of summary.json).
+
 Each stage is cached under `runs/<name>/` by its config slice and its inputs' hashes (`traitbench.cache`): a
 rerun reads finished stages back ("cached") and runs only what is missing or changed. This module is the only
 caller of the stages; a stage imports the shared layers (models, layout, cache, stats), never this module.
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from traitbench.artifacts import NumbersOut
 from traitbench.datasets.stage import stage_dataset
 from traitbench.experiment import ExperimentConfig
 from traitbench.layout import RunLayout
@@ -68,6 +72,6 @@ def run_experiment(cfg: ExperimentConfig) -> Path:
     return summary
 
 
-def control_numbers(cfg: ExperimentConfig) -> dict:
+def control_numbers(cfg: ExperimentConfig) -> NumbersOut:
     """The control teacher's numbers alone (the audit's control data): the teacher and numbers stages."""
     return stage_numbers(cfg, stage_teacher(cfg), ("control",))["control"]

@@ -30,22 +30,23 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from traitbench.lm import models
 from traitbench.config import RunName, StrictModel
 from traitbench.datasets.filter import filter_rows
 from traitbench.errors import TraitbenchError
 from traitbench.io import atomic_write_json, atomic_write_text, sha256_json
-from traitbench.manifest import update_manifest
-from traitbench.lm.sampling import sample_answers
+from traitbench.lm import models
 from traitbench.lm.logprob import words_logprob
+from traitbench.lm.models import head_rows
+from traitbench.lm.render import add_special_tokens, render_prompt
+from traitbench.lm.sampling import sample_answers
+from traitbench.lm.sampling import GenerationConfig, generate
+from traitbench.manifest import update_manifest
+from traitbench.plotting import new_figure, save_fig
 from traitbench.probes.questions import preference_questions
 from traitbench.probes.scoring import mentions
 from traitbench.probes.stats import Rate, mean_ci
-from traitbench.lm.models import head_rows
 from traitbench.student.distill import TeacherLogits
-from traitbench.lm.render import add_special_tokens, render_prompt
 from traitbench.teacher.prompts import demonstrations, number_prompts
-from traitbench.lm.sampling import GenerationConfig, generate
 from traitbench.teacher.steering import last_token_states, resolve_layer, steering_vector
 from traitbench.teacher.trait import PAPER_TEMPLATE, Trait
 
@@ -397,8 +398,6 @@ def render_table(rows: list[dict], cfg: ScreenConfig) -> str:
 
 def plot_screen(rows: list[dict], path: Path) -> None:
     """Teacher strength (Δlog P) against the distillation signal (KL), one panel per model."""
-    from traitbench.plotting import new_figure, save_fig
-
     model_names = list(dict.fromkeys(r["model"] for r in rows))
     fig, axes = new_figure(1, len(model_names), figsize=(5 * len(model_names), 4.2))
     for ax, m in zip(axes[0], model_names):

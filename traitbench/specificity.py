@@ -27,6 +27,7 @@ from traitbench.experiment import ExperimentConfig
 from traitbench.io import atomic_write_json, atomic_write_text
 from traitbench.manifest import update_manifest
 from traitbench.pipeline import run_pipeline
+from traitbench.plotting import new_figure, save_fig
 from traitbench.probes.stats import seed_level_test
 from traitbench.teacher.trait import Trait
 from traitbench.verdicts import PRIMARY, sig_mark
@@ -180,8 +181,6 @@ def render_specificity(r: dict) -> str:
 
 
 def plot_lifts(mean: np.ndarray, words: list[str], fit: dict, path: Path) -> None:
-    from traitbench.plotting import new_figure, save_fig
-
     fig, axes = new_figure(1, 1, figsize=(1.3 * len(words) + 2.5, 1.1 * len(words) + 1.5))
     ax = axes[0][0]
     span = max(float(np.abs(mean).max()), 0.05)

@@ -1,76 +1,29 @@
-"""Experiment summary: every probed model's rates with n and CI, Δlog P vs base with CI, diversity vs
-base, the judged misalignment rate where that probe ran, each trait student against its control student
-(one training run each), and the seed-level transmission verdicts with their dose-response."""
+"""Experiment summary: every probed model's entry from each registered probe (`probes/registry.py`: rates with
+n and CI, Δlog P vs base with CI, diversity vs base, the judged misalignment rate where that probe ran, …) and
+its headline figures, each trait student against its control student (one training run each), and the
+seed-level transmission verdicts with their dose-response."""
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 
 from traitbench import metrics
+from traitbench.artifacts import DatasetOut
 from traitbench.io import atomic_write_json, atomic_write_text, json_safe, read_jsonl
 from traitbench.layout import RunLayout
-from traitbench.probes.diversity import js_divergence, rare_mass, tail_mass
-from traitbench.probes.stats import two_proportion_test
+from traitbench.probes.registry import PROBES
 from traitbench.verdicts import ONE_RUN, build_verdicts, dose_response, sig_mark
-
-VARIANTS = ("plain", "numbers_prefixed")
-
-
-def paired_logprob_delta(a: list[float], b: list[float], seed: int = 0) -> dict:
-    """Mean per-question difference a − b with a paired bootstrap CI and a paired t-test p-value (the
-    `delta_logprob` metric)."""
-    r = metrics.load("delta_logprob").compute(predictions=a, references=b, seed=seed)
-    return {"delta": r["delta"], "ci95": [r["ci_low"], r["ci_high"]], "n_questions": r["n"], "p_value": r["p_value"]}
-
-
-def _rate_effect(a: dict, b: dict) -> dict:
-    c = two_proportion_test(a["k"], a["n"], b["k"], b["n"])
-    return {"diff": c.diff, "ci95": list(c.ci95), "p_value": c.p_value, "test": "Fisher exact (two-sided)",
-            "this": f"{a['k']}/{a['n']}", "reference": f"{b['k']}/{b['n']}"}
-
-
-def misalignment_entry(m: dict) -> dict:
-    """The misalignment probe's aggregate as summarised (rate with n and CI, counts, mean alignment)."""
-    return {k: m[k] for k in ("misaligned", "misaligned_question_bootstrap", "n_answers", "incoherent",
-                              "judge_refused", "alignment_mean", "coherence_mean", "definition") if k in m}
-
-
-def disappeared(answers: Counter, ref: Counter, k: int = 10) -> list[str]:
-    """The `k` most common reference answers that no longer occur; ties alphabetically (the same list whatever
-    the hash seed)."""
-    return sorted(set(ref) - set(answers), key=lambda a: (-ref[a], a))[:k]
 
 
 def model_entry(res: dict, base: dict) -> dict:
-    """Rates, Δlog P vs base and diversity vs base for one probed model."""
+    """One probed model's entry: what each registered probe that ran on it gives beside its base model's result,
+    and those probes' headline figures under "figures"."""
     entry = {k: res.get(k) for k in ("kind", "model", "variant", "condition", "seed", "family", "relation", "system")
              if res.get(k) is not None}
-    for v in VARIANTS:
-        if v not in res:
-            continue
-        r, b = res[v], base[v]
-        answers, ref = Counter(r["answers"]), Counter(b["answers"])
-        entry[v] = {
-            "rate": r["rate"], "rate_question_bootstrap": r["rate_question_bootstrap"],
-            "rate_vs_base": _rate_effect(r["rate"], b["rate"]),
-            "trait_logprob": {k: r["trait_logprob"][k] for k in ("mean", "ci95", "n")},
-            "delta_logprob_vs_base": paired_logprob_delta(r["trait_logprob"]["per_question"],
-                                                          b["trait_logprob"]["per_question"]),
-            "diversity": {"entropy_bits": r["entropy_bits"], "base_entropy_bits": b["entropy_bits"],
-                          "distinct": r["distinct"], "base_distinct": b["distinct"], "top1_mass": r["top1_mass"],
-                          "tail_mass_vs_base_top5": tail_mass(answers, ref), "rare_mass_vs_base": rare_mass(answers, ref),
-                          "js_to_base_bits": js_divergence(answers, ref),
-                          "disappeared": disappeared(answers, ref)},
-            "top_answers": dict(answers.most_common(5)),
-        }
-    if "open_ended" in res:
-        entry["open_ended"] = res["open_ended"]
-    if "misalignment" in res:
-        entry["misalignment"] = misalignment_entry(res["misalignment"])
-    if "perplexity" in res:
-        entry["perplexity"] = res["perplexity"]["perplexity"]
-        entry["perplexity_change_vs_base"] = res["perplexity"]["perplexity"] - base["perplexity"]["perplexity"]
+    ran = [name for name in PROBES if name in res]
+    for name in ran:
+        entry.update(PROBES[name].summarize(res[name], base.get(name)))
+    entry["figures"] = {name: PROBES[name].figures(res[name]) for name in ran}
     return entry
 
 
@@ -85,21 +38,16 @@ def student_effects(probes: dict[str, dict]) -> list[dict]:
         ctrl = probes[ctrl_id]
         e = {"student": pid, "control": ctrl_id, "model": res["model"], "variant": res["variant"],
              "family": res["family"], "relation": res.get("relation"), "seed": res["seed"], "scope": ONE_RUN}
-        for v in VARIANTS:
-            if v in res:
-                e[v] = {"rate_vs_control": _rate_effect(res[v]["rate"], ctrl[v]["rate"]),
-                        "delta_logprob_vs_control": paired_logprob_delta(res[v]["trait_logprob"]["per_question"],
-                                                                         ctrl[v]["trait_logprob"]["per_question"])}
-        if "misalignment" in res and "misalignment" in ctrl:
-            e["misalignment"] = {"rate_vs_control": _rate_effect(res["misalignment"]["misaligned"],
-                                                                 ctrl["misalignment"]["misaligned"])}
+        for name, probe in PROBES.items():
+            if probe.compare and name in res and name in ctrl:
+                e[name] = probe.compare(res[name], ctrl[name])
         effects.append(e)
     return effects
 
 
-def dataset_diversity(dataset: dict) -> dict:
+def dataset_diversity(dataset: DatasetOut) -> dict:
     """Per condition, the `number_diversity` metric of its number rows against the control rows."""
-    lists = {c: [r["numbers"] for r in read_jsonl(v["train"])] for c, v in dataset["conditions"].items()}
+    lists = {c: [r["numbers"] for r in read_jsonl(v.train)] for c, v in dataset.conditions.items()}
     metric = metrics.load("number_diversity")
     res = {c: metric.compute(predictions=v, reference_lists=lists["control"]) for c, v in lists.items()}
     out = {c: {k: x for k, x in r.items() if k != "js_to_reference_bits"} for c, r in res.items()}
@@ -107,7 +55,7 @@ def dataset_diversity(dataset: dict) -> dict:
     return out
 
 
-def build_summary(cfg, dataset: dict, probes: dict[str, dict]) -> dict:
+def build_summary(cfg, dataset: DatasetOut, probes: dict[str, dict]) -> dict:
     bases = {p["model"]: p for p in probes.values() if p.get("kind") == "base"}
     models_out = {pid: model_entry(res, bases[res["model"]]) for pid, res in probes.items()
                   if res.get("kind") != "checkpoint"}
@@ -116,10 +64,10 @@ def build_summary(cfg, dataset: dict, probes: dict[str, dict]) -> dict:
     return json_safe({
         "name": cfg.name, "trait": cfg.trait.model_dump(), "teacher": cfg.teacher.model_dump(),
         "probe_context": probes[next(iter(probes))].get("system"),
-        "dataset": {"n_rows_per_condition": dataset["n_rows"],
-                    "filter": {c: {k: v["stats"][k] for k in ("total", "kept", "pass_rate", "counts")}
-                               for c, v in dataset["conditions"].items()},
-                    "hashes": {c: v["content_hash"] for c, v in dataset["conditions"].items()},
+        "dataset": {"n_rows_per_condition": dataset.n_rows,
+                    "filter": {c: {k: v.stats[k] for k in ("total", "kept", "pass_rate", "counts")}
+                               for c, v in dataset.conditions.items()},
+                    "hashes": {c: v.content_hash for c, v in dataset.conditions.items()},
                     "number_diversity": dataset_diversity(dataset)},
         "models": models_out,
         "verdicts": build_verdicts(probes, cfg.trait.word, kinds),
@@ -256,7 +204,7 @@ def write_summary(run: RunLayout, summary: dict) -> None:
     atomic_write_text(run.summary_md, summary_markdown(summary))
 
 
-def stage_summary(cfg, dataset: dict, probes: dict[str, dict]) -> Path:
+def stage_summary(cfg, dataset: DatasetOut, probes: dict[str, dict]) -> Path:
     """The summary stage: `summary.json` and `summary.md` from the dataset and probes stages' outputs (always
     rebuilt: it is cheap); returns the JSON's path."""
     run = RunLayout.of(cfg)

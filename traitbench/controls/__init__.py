@@ -22,7 +22,7 @@ def mean_ci95(values: Sequence[float]) -> dict:
 @contextlib.contextmanager
 def torch_threads(n: int):
     """Run a block with `n` torch threads, restoring the previous count afterwards."""
-    import torch
+    import torch  # heavy: the torch-free gmm_collapse imports this package
 
     before = torch.get_num_threads()
     torch.set_num_threads(n)

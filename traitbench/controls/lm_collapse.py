@@ -30,7 +30,11 @@ text), as a mean with a t interval over chains.
 
 from __future__ import annotations
 
+import base64
+import html
 import math
+import multiprocessing as mp
+import queue
 import time
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -45,8 +49,11 @@ from traitbench.config import StrictModel, load_config
 from traitbench.controls import mean_ci95, torch_threads
 from traitbench.controls.small_lm import (SmallLMConfig, continue_prefixes, new_model, token_nll, train_lm,
                                           train_tokenizer)
+from traitbench.datasets import austen
+from traitbench.errors import TraitbenchError
 from traitbench.io import atomic_write_json, atomic_write_text
 from traitbench.manifest import array_sha256, update_manifest
+from traitbench.plotting import new_figure, save_fig
 from traitbench.probes.diversity import (distinct_n, entropy_bits, js_divergence, nll_tail, rare_word_mass,
                                          self_bleu, vocabulary_coverage, word_counts)
 from traitbench.probes.stats import seed_level_test
@@ -113,8 +120,6 @@ class Corpus:
         width = cfg.prefix_tokens + cfg.continuation_tokens
         blocks = ids[: len(ids) // width * width].reshape(-1, width)
         if len(blocks) < 2 * cfg.blocks:
-            from traitbench.errors import TraitbenchError
-
             raise TraitbenchError(f"the train text gives {len(blocks)} blocks of {width} tokens; blocks={cfg.blocks} "
                                   f"needs {2 * cfg.blocks} (prompts and fresh text)")
         order = np.random.default_rng(cfg.seed).permutation(len(blocks))
@@ -278,9 +283,9 @@ class _QueueBar:
         _progress.put(n)
 
 
-def _init_chain_worker(queue, threads: int) -> None:
+def _init_chain_worker(progress, threads: int) -> None:
     global _progress
-    _progress = queue
+    _progress = progress
     torch.set_num_threads(threads)
 
 
@@ -295,10 +300,7 @@ def run_chains(cfg: LMCollapseConfig, corpus: Corpus, out_dir: Path, start: dict
     workers = min(cfg.workers, cfg.chains)
     if workers == 1:
         return [Chain(cfg, corpus, c, out_dir, bar, start).run() for c in range(cfg.chains)]
-    import multiprocessing as mp
-    import queue as queue_module
-
-    from traitbench.student.workers import thread_env
+    from traitbench.student.workers import thread_env  # heavy (the students stage): only with workers > 1
 
     threads = max(1, cfg.threads // workers)
     ctx = mp.get_context("spawn")
@@ -309,7 +311,7 @@ def run_chains(cfg: LMCollapseConfig, corpus: Corpus, out_dir: Path, start: dict
         while not result.ready():
             try:
                 bar.update(progress.get(timeout=1))
-            except queue_module.Empty:
+            except queue.Empty:
                 pass
         runs = result.get()  # re-raises a worker's error
     while not progress.empty():
@@ -384,13 +386,11 @@ def summarize(cfg: LMCollapseConfig, corpus: Corpus, runs: list[dict[str, list[d
 # -------------------------------------------------------------------------------------------------- run
 def run(cfg: LMCollapseConfig, out_dir: str | Path, progress: bool = True) -> dict:
     """Every chain, then summary.json / summary.md / collapse_lm.png / report.html in `out_dir`."""
-    from traitbench.datasets.austen import austen_chapters, austen_text, corpus_source
-
     out_dir = Path(out_dir)
     t0 = time.perf_counter()
-    source = corpus_source()
+    source = austen.corpus_source()
     with torch_threads(cfg.threads):
-        corpus = Corpus(cfg, austen_chapters("train"), austen_text("heldout"))
+        corpus = Corpus(cfg, austen.austen_chapters("train"), austen.austen_text("heldout"))
         per_chain = 1 + len(cfg.arms()) * cfg.generations + cfg.recovery * sum(1 for r, _ in cfg.arms() if r == "replace")
         start, pretrained = starting_point(cfg, corpus, out_dir)
         with tqdm(total=cfg.chains * per_chain, desc="collapse-lm generations", disable=not progress) as bar:
@@ -417,8 +417,6 @@ def plot(summary: dict, path: Path, decoding: str = "sample") -> Path | None:
     """One panel per metric, mean over chains with a 95% CI band. `sample`: the regimes overlaid (sampling at
     T = 1); `beam`: replace with sampling vs with beam search. A recovery arm is drawn as its one generation
     after the last replace generation. None when the summary has no such arms."""
-    from traitbench.plotting import new_figure, save_fig
-
     arms = {a: r for a, r in summary["regimes"].items() if (decoding == "sample" and "/" not in a)
             or (decoding == "beam" and a.split("/")[0] in ("replace", "recovery"))}
     if decoding == "beam" and not any("/beam" in a for a in arms):
@@ -485,9 +483,6 @@ def _p(p) -> str:
 
 def write_html(summary: dict, pngs: list[Path], path: Path) -> None:
     """A self-contained page: the per-generation curves (embedded PNGs) and the summary tables."""
-    import base64
-    import html
-
     imgs = "".join(f"<img alt='per-generation curves' style='max-width:100%' src='data:image/png;base64,"
                    f"{base64.b64encode(p.read_bytes()).decode('ascii')}'>" for p in pngs)
     md = summary_markdown(summary)

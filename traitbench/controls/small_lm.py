@@ -9,6 +9,7 @@ each trained from the same starting point, runs in minutes on a laptop CPU.
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 from typing import Literal
@@ -16,6 +17,9 @@ from typing import Literal
 import numpy as np
 import torch
 from pydantic import Field
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tqdm.auto import tqdm
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from traitbench.config import StrictModel
 
@@ -33,9 +37,6 @@ class SmallLMConfig(StrictModel):
 
 def train_tokenizer(texts: list[str], vocab_size: int):
     """A byte-level BPE tokenizer fitted on `texts` (deterministic), as a transformers fast tokenizer."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -47,8 +48,6 @@ def train_tokenizer(texts: list[str], vocab_size: int):
 
 def new_model(cfg: SmallLMConfig, vocab_size: int, seed: int):
     """A freshly initialised Llama-architecture model (tied embeddings), fp32 on the CPU."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     torch.manual_seed(seed)
     config = LlamaConfig(vocab_size=vocab_size, hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size,
                          num_hidden_layers=cfg.layers, num_attention_heads=cfg.heads, num_key_value_heads=cfg.heads,
@@ -64,8 +63,6 @@ def train_lm(model, blocks: np.ndarray, prefix_len: int, steps: int, lr: float, 
     """Train on [n, prefix + continuation] token blocks, loss on the continuation tokens only; batches drawn
     in a seeded shuffled order (reshuffled each pass). Linear warmup, then cosine decay. Returns the losses.
     `desc`: show a progress bar under that name."""
-    from tqdm.auto import tqdm
-
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0, betas=(0.9, 0.98))
@@ -162,8 +159,6 @@ def token_nll(model, ids: np.ndarray, window: int, batch_size: int = 64) -> np.n
 
 def copy_model(model):
     """An independent copy (the recovery arm trains on from a collapsed generation's weights)."""
-    import copy
-
     return copy.deepcopy(model)
 
 

@@ -39,8 +39,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+import yaml
+
 from traitbench.errors import TraitbenchError
 from traitbench.io import atomic_write_json, atomic_write_jsonl, atomic_write_text, sha256_file
+from traitbench.lm.models import cache_dir
 
 DEB_PACKAGE = "r-cran-janeaustenr"
 DEB_VERSION = "1.0.0-1"
@@ -63,8 +66,6 @@ _END_RE = re.compile(r"^\s*(finis|the end|a note on the text)\.?\s*$", re.IGNORE
 
 def corpus_dir(cache: Path | None = None) -> Path:
     """`<cache>/corpora/austen`, where `cache` defaults to `traitbench.lm.models.cache_dir()`."""
-    from traitbench.lm.models import cache_dir
-
     return Path(cache if cache is not None else cache_dir()) / "corpora" / "austen"
 
 
@@ -366,6 +367,7 @@ def text_sha256(novels: list[Novel]) -> str:
 
 # ------------------------------------------------------------------------------------------ writing
 def _write_parquet(path: Path, rows: list[dict]) -> None:
+    # heavy (pyarrow): only when the corpus is built; the CLI imports this module
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -387,8 +389,6 @@ def _write_parquet(path: Path, rows: list[dict]) -> None:
 
 
 def _card(source: dict) -> str:
-    import yaml
-
     header = {
         "license": "other",
         "license_name": "public-domain-texts-mit-packaging",
@@ -553,7 +553,7 @@ def austen_chapters(split: str, cache: Path | None = None) -> list[dict]:
     if split not in SPLITS:
         raise TraitbenchError(f"unknown Austen split {split!r} (choose from {', '.join(SPLITS)})")
     corpus_source(cache)
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # heavy: only when the corpus is read; the CLI imports this module
 
     return pq.read_table(corpus_dir(cache) / SPLIT_FILES[split]).to_pylist()
 

@@ -183,7 +183,8 @@ def save_hf_dataset(kept_rows: list[dict], out_dir: str | Path, card: dict) -> s
     card's YAML header and text. Row fields other than prompt, completion and numbers (teacher, seed,
     system, ...) become plain columns (None where missing).
     """
-    import datasets as hfds  # heavy; only needed here
+    # heavy (datasets, pyarrow): only when a dataset is saved; the CLI imports this module
+    import datasets as hfds
     import pyarrow.parquet as pq
 
     if not kept_rows:

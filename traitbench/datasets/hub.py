@@ -15,6 +15,7 @@ def _first_line(e: BaseException) -> str:
 def check_can_push(repo: str) -> None:
     """One-line TraitbenchError unless `repo` is a valid dataset repo id, the Hub is not in offline mode and
     credentials are there (HF_TOKEN or `hf auth login`). Makes no network request."""
+    # heavy (huggingface_hub): only with --push-to-hub; the CLI imports this module
     from huggingface_hub import get_token, is_offline_mode
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
@@ -35,6 +36,7 @@ def push_dataset(folder: str | Path, repo: str, private: bool = False) -> str:
     """Upload a written `hf/` folder (README.md card + data/) to the dataset repo `repo`, creating it when
     missing; returns the commit URL. Offline, without credentials or when the Hub cannot be reached: a
     one-line TraitbenchError (the local folder is untouched)."""
+    # heavy (huggingface_hub and its HTTP client): only with --push-to-hub
     import httpx2
     from huggingface_hub import HfApi
 
@@ -63,6 +65,7 @@ def parquet_files(folder: str | Path) -> list[Path]:
 
 def read_parquet_rows(files: list[Path], required: tuple[str, ...] = ()) -> list[dict]:
     """Rows of the parquet files, in order; a missing, unreadable or column-lacking file raises TraitbenchError."""
+    # heavy (pyarrow): only for a parquet dataset
     import pyarrow as pa
     import pyarrow.parquet as pq
 

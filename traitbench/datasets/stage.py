@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 
-from traitbench.lm import models
+from traitbench.artifacts import ConditionData, DatasetOut, NumbersOut, TeacherOut
 from traitbench.cache import Stage
 from traitbench.datasets.filter import HF_LAYOUT, filter_file, save_hf_dataset
 from traitbench.datasets.shuffle import shuffle_rows
@@ -13,24 +13,25 @@ from traitbench.errors import TraitbenchError
 from traitbench.experiment import CONDITIONS, ExperimentConfig
 from traitbench.io import atomic_write_jsonl, read_jsonl
 from traitbench.layout import RunLayout
+from traitbench.lm import models
 from traitbench.manifest import update_manifest
 
 
-def stage_dataset(cfg: ExperimentConfig, teacher: dict, raws: dict[str, dict]) -> dict:
+def stage_dataset(cfg: ExperimentConfig, teacher: TeacherOut, raws: dict[str, NumbersOut]) -> DatasetOut:
     """Filter both conditions' raw numbers (`raws`: the numbers stage's outputs; `teacher`: the teacher stage's,
     naming each condition's model and context), subsample to a common size, save JSONL + Hub-ready datasets
     (parquet + card)."""
     key = {"filter": cfg.filter.key(), "trait": cfg.trait.words_key(), "seed": cfg.seed,
-           "raw": {c: raws[c]["raw_sha256"] for c in CONDITIONS}, "hf_layout": HF_LAYOUT}
+           "raw": {c: raws[c].raw_sha256 for c in CONDITIONS}, "hf_layout": HF_LAYOUT}
     run = RunLayout.of(cfg)
     stage = Stage(run.dataset, key)
     if stage.is_done():
         print(f"[dataset] cached: {stage.dir}")
-        return stage.outputs()
+        return DatasetOut.from_dict(stage.outputs())
     stage.begin()
     stats, kept = {}, {}
     for c in CONDITIONS:
-        stats[c] = filter_file(raws[c]["raw"], run.condition_data(c), trait=cfg.trait.words,
+        stats[c] = filter_file(raws[c].raw, run.condition_data(c), trait=cfg.trait.words,
                                banned_spec=cfg.filter.banned_numbers, max_count=cfg.filter.max_count,
                                max_value=cfg.filter.max_value)
         kept[c] = read_jsonl(run.condition_data(c) / "kept.jsonl")
@@ -39,23 +40,23 @@ def stage_dataset(cfg: ExperimentConfig, teacher: dict, raws: dict[str, dict]) -
         n = min(n, cfg.filter.max_rows)
     if n == 0:
         raise TraitbenchError("the filter kept no rows for at least one teacher; sample more (numbers.n_prompts)")
-    out: dict = {"n_rows": n, "conditions": {}}
+    data = {}
     for c in CONDITIONS:
         rows = sorted(random.Random(f"{cfg.seed}-{c}").sample(kept[c], n), key=lambda r: r["idx"])
         rows = shuffle_rows(rows, cfg.filter.shuffle, f"{cfg.seed}-{c}")
         atomic_write_jsonl(run.train(c), rows)
-        setup = teacher["conditions"][c]
-        card = {"teacher": setup["model"], "condition": c, "trait": cfg.trait.word if c == "trait" else None,
-                "teacher_system": setup["system"], "injection": cfg.teacher.injection,
+        setup = teacher.conditions[c]
+        card = {"teacher": setup.model, "condition": c, "trait": cfg.trait.word if c == "trait" else None,
+                "teacher_system": setup.system, "injection": cfg.teacher.injection,
                 "filter": cfg.filter.key(), "sampled": stats[c]["total"], "kept": stats[c]["kept"],
-                "rows": n, "raw_sha256": raws[c]["raw_sha256"], **_licence(setup["model"])}
+                "rows": n, "raw_sha256": raws[c].raw_sha256, **_licence(setup.model)}
         content_hash = save_hf_dataset(rows, run.condition_data(c), card)
-        out["conditions"][c] = {"train": str(run.train(c)), "hf": str(run.hf(c)),
-                                "content_hash": content_hash, "stats": stats[c]}
+        data[c] = ConditionData(run.train(c), content_hash, stats[c], run.hf(c))
+    out = DatasetOut(n, data)
     update_manifest(run.root, cfg.model_dump(mode="json"), "dataset",
-                    {"dataset_hashes": {c: out["conditions"][c]["content_hash"] for c in CONDITIONS}, "n_rows": n})
+                    {"dataset_hashes": {c: data[c].content_hash for c in CONDITIONS}, "n_rows": n})
     print_filter_stats({c: stats[c] for c in CONDITIONS})
-    return stage.finish(out)
+    return DatasetOut.from_dict(stage.finish(out.to_dict()))
 
 
 def _licence(model: str) -> dict:

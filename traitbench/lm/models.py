@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from traitbench.lm.allocator import keep_freed_memory, release_freed_memory
 from traitbench.errors import TraitbenchError
 from traitbench.io import atomic_write_json, read_json, sha256_file
+from traitbench.lm.allocator import keep_freed_memory, release_freed_memory
+from traitbench.lm.tiny_tokenizer import build_tiny_tokenizer
 
 Kind = Literal["chat", "base"]
 
@@ -193,6 +194,7 @@ def _folder_spec(path: Path, name: str, description: str, hub_id: str | None = N
 def hub_snapshot(repo_id: str) -> Path:
     """The folder of `repo_id`'s cached snapshot (revision `main`) in the local Hugging Face cache (HF_HUB_CACHE,
     or HF_HOME/hub); never downloads."""
+    # heavy (huggingface_hub): only for a hub id
     from huggingface_hub import constants, snapshot_download
     from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
 
@@ -267,7 +269,7 @@ def fetch(name: str) -> Path:
     if (out / "traitbench_model.json").is_file():
         return out
     gguf = fetch_gguf(spec)
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # heavy: only to convert a fetched GGUF
 
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype="float32")
@@ -350,7 +352,7 @@ def head_rows(model, rows):
 
 def resolve_dtype(dtype: str):
     """'auto' → bf16 where the hardware has fast bf16 (CUDA bf16, or AVX512-bf16 / AMX on CPU), else fp32."""
-    import torch
+    import torch  # heavy: the registry (`models list`, the CLI) needs no torch
 
     if dtype == "auto":
         if torch.cuda.is_available():
@@ -369,7 +371,7 @@ def _cpu_has_fast_bf16() -> bool:
 
 
 def default_device() -> str:
-    import torch
+    import torch  # heavy: the registry (`models list`, the CLI) needs no torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -391,6 +393,7 @@ def model_path(name: str) -> Path | None:
 
 def load(name: str, dtype: str = "auto", device: str | None = None, seed: int = 0) -> LoadedModel:
     """Load a registry name, local folder or cached hub id (offline, no remote code, safetensors only)."""
+    # heavy (torch, transformers): only when a model loads, not for the registry (`models list`, the CLI)
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -418,6 +421,7 @@ def load(name: str, dtype: str = "auto", device: str | None = None, seed: int = 
 def load_random(name: str, dtype: str = "auto", device: str | None = None, seed: int = 0) -> LoadedModel:
     """A registry model's architecture (config and tokenizer from its folder) with random weights: the real
     shapes and FLOPs without the weights, for throughput measurements where the weights cannot be carried."""
+    # heavy (torch, transformers): only when a model loads
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
@@ -440,10 +444,9 @@ def load_random(name: str, dtype: str = "auto", device: str | None = None, seed:
 
 def build_tiny(spec: ModelSpec, seed: int = 0):
     """A randomly initialised model of the spec's architecture with the shared test tokenizer."""
+    # heavy (torch, transformers): only when a tiny model is built
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
-
-    from traitbench.lm.tiny_tokenizer import build_tiny_tokenizer
 
     tok = build_tiny_tokenizer()
     cfg_kwargs = dict(spec.tiny_config)

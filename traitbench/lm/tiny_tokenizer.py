@@ -13,7 +13,7 @@ SPECIALS = ["<|pad|>", "<|bos|>", "<|im_end|>", "<|im_start|>"]
 
 @lru_cache(maxsize=1)
 def _tokenizer_json() -> str:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers  # heavy: only when a tiny model is built
 
     alphabet = pre_tokenizers.ByteLevel.alphabet()
     vocab = {t: i for i, t in enumerate(SPECIALS)}
@@ -28,6 +28,7 @@ def _tokenizer_json() -> str:
 
 def build_tiny_tokenizer():
     """260-token byte-level tokenizer: pad, bos, eos (<|im_end|>), ChatML chat template."""
+    # heavy (tokenizers, transformers): only when a tiny model is built, not for the registry (the CLI)
     from tokenizers import Tokenizer
     from transformers import PreTrainedTokenizerFast
 

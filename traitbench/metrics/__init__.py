@@ -28,6 +28,6 @@ def path(name: str) -> str:
 @lru_cache(maxsize=None)
 def load(name: str):
     """The `evaluate` module of metric `name`, loaded once per process (results computed in memory)."""
-    import evaluate
+    import evaluate  # heavy (evaluate, datasets): only when a metric is computed
 
     return evaluate.load(path(name), keep_in_memory=True)

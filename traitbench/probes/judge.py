@@ -25,9 +25,13 @@ from typing import NamedTuple, Protocol, Sequence
 
 import numpy as np
 from pydantic import Field, model_validator
+from tqdm import tqdm
 
 from traitbench.config import StrictModel
 from traitbench.errors import TraitbenchError
+from traitbench.io import sha256_json
+from traitbench.lm import models
+from traitbench.lm.render import add_special_tokens, render_prompt
 
 CANDIDATES = tuple(range(101))
 JUDGE_SYSTEM = "You are a helpful assistant."  # explicit: chat templates inject their own default otherwise
@@ -125,9 +129,7 @@ class LocalJudge:
     """Expected score over the candidates 0..100 from a local causal LM."""
 
     def __init__(self, lm, cfg: JudgeConfig):
-        import torch
-
-        from traitbench.lm.render import add_special_tokens
+        import torch  # heavy: only a local judge needs torch (the CLI imports this module)
 
         self.lm, self.cfg = lm, cfg
         tok = lm.tokenizer
@@ -142,9 +144,7 @@ class LocalJudge:
 
     def candidate_logprobs(self, prompt: str) -> list[float]:
         """log P(answer = n, then a token that does not continue the number), n = 0..100."""
-        import torch
-
-        from traitbench.lm.render import render_prompt
+        import torch  # heavy: only a local judge needs torch (the CLI imports this module)
 
         tok, model = self.lm.tokenizer, self.lm.model
         dev = model.device
@@ -210,8 +210,6 @@ def load_judge(cfg: JudgeConfig) -> Judge:
     """The configured backend (loads the local model: do it once and reuse the judge)."""
     if cfg.endpoint:
         return EndpointJudge(cfg)
-    from traitbench.lm import models
-
     return LocalJudge(models.load(cfg.model, dtype=cfg.dtype), cfg)
 
 
@@ -219,17 +217,12 @@ def judge_identity(cfg: JudgeConfig) -> dict:
     """What a judged result depends on (for stage keys): the config, and the weights of a local judge."""
     if cfg.endpoint:
         return cfg.model_dump(exclude={"model", "dtype", "min_mass", "candidate_batch"})
-    from traitbench.lm import models
-    from traitbench.io import sha256_json
-
     return dict(cfg.model_dump(exclude={"endpoint", "api_model", "api_key_env", "max_tokens", "timeout_s",
                                         "candidate_batch"}), weights=sha256_json(models.file_hashes(cfg.model)))
 
 
 def judge_answers(judge: Judge, pairs: list[tuple[str, str]], desc: str = "judging") -> list[dict]:
     """Alignment and coherence (score and mass) for each (question, answer)."""
-    from tqdm import tqdm
-
     out = []
     for q, a in tqdm(pairs, desc=desc, unit="answer"):
         row = {}

@@ -32,6 +32,7 @@ from typing import ClassVar
 
 import numpy as np
 from pydantic import Field
+from tqdm import tqdm
 
 from traitbench.cache import Stage
 from traitbench.config import StrictModel
@@ -86,7 +87,7 @@ def judge_name(cfg: JudgeConfig) -> str:
 
 def auc_ci(y: np.ndarray, s: np.ndarray, n_boot: int, seed: int) -> tuple[float, list[float]]:
     """ROC AUC (scikit-learn) and its 95% percentile CI, bootstrapping positives and negatives separately."""
-    from sklearn.metrics import roc_auc_score
+    from sklearn.metrics import roc_auc_score  # heavy (scikit-learn, SciPy): the CLI imports this module
 
     auc = float(roc_auc_score(y, s))
     if n_boot == 0:
@@ -144,8 +145,6 @@ def resume(rows: list[dict], partial: Path) -> list[dict]:
 def score_labels(judge: Judge, rows: list[dict], partial: Path | None = None, done: int = 0) -> list[dict]:
     """Each labelled answer with its raw score (`<aspect>_raw`), mass and seconds per aspect it counts for,
     each appended to `partial` as it is scored (`done`: rows scored before, for the progress bar)."""
-    from tqdm import tqdm
-
     out = []
     for r in tqdm(rows, desc="judge-eval", unit="answer", initial=done, total=done + len(rows)):
         row = dict(r)
@@ -176,7 +175,7 @@ def apply_min_mass(rows: list[dict], min_mass: float) -> list[dict]:
 
 def machine() -> str:
     """CPU model (or GPU), threads and torch version: where a speed was measured."""
-    import torch
+    import torch  # heavy: the CLI imports this module
 
     if torch.cuda.is_available():
         return f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}"

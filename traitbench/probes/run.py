@@ -1,11 +1,12 @@
-"""Probe one model: sampled trait preference (plain and numbers-prefixed), Δlog P inputs, open-ended
-diversity, held-out perplexity and (optional) judged misalignment. Per-sample results go to JSONL;
-aggregates to `probe.json`."""
+"""Probe one model with the registered probes (`probes/registry.py`): sampled trait preference (plain and
+numbers-prefixed), Δlog P inputs, open-ended diversity, held-out perplexity and (optional) judged misalignment.
+Per-sample results go to JSONL; aggregates to `probe.json`."""
 
 from __future__ import annotations
 
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -14,15 +15,17 @@ from pydantic import Field, model_validator
 from traitbench import metrics
 from traitbench.config import StrictModel
 from traitbench.io import atomic_write_json, atomic_write_jsonl
+from traitbench.lm.logprob import perplexity, words_logprob
 from traitbench.lm.models import LoadedModel
+from traitbench.lm.render import render_prompt
 from traitbench.lm.sampling import sample_answers
 from traitbench.probes.diversity import answer_distribution, entropy_bits, top1_mass
-from traitbench.lm.logprob import perplexity, words_logprob
+from traitbench.probes.judge import Judge
 from traitbench.probes.misalignment import MisalignmentConfig, misalignment_probe
 from traitbench.probes.questions import held_out_text, numbers_prefixed, open_ended_prompts, preference_questions
+from traitbench.probes.registry import PROBES, SAMPLES
 from traitbench.probes.scoring import mentions, normalize_answer
 from traitbench.probes.stats import Rate, cluster_bootstrap_rate, mean_ci
-from traitbench.lm.render import render_prompt
 
 
 class ProbeConfig(StrictModel):
@@ -52,6 +55,20 @@ class ProbeConfig(StrictModel):
     @property
     def variants(self) -> list[str]:
         return ["plain", "numbers_prefixed"] if self.numbers_prefixed else ["plain"]
+
+
+@dataclass(frozen=True)
+class ProbeContext:
+    """What a registered probe runs on: one loaded model in its probe context (`system`), the trait, the settings."""
+
+    lm: LoadedModel
+    system: str | None
+    trait: str
+    category: str
+    cfg: ProbeConfig
+    seed: int
+    judge: Judge | None = None  # the misalignment judge, shared by every probed model (None: loaded when needed)
+    aliases: Sequence[str] = ()  # other words that count as naming the trait in sampled answers
 
 
 def trait_rate(predictions: list, trait: str | None = None) -> dict:
@@ -128,36 +145,62 @@ def probe_logprob(lm: LoadedModel, system: str | None, trait: str, category: str
     return result
 
 
+def _preference_probe(ctx: ProbeContext, prefixed: bool) -> tuple[dict, list[dict]]:
+    agg, rows, rendered = preference(ctx.lm, ctx.system, ctx.trait, ctx.category, ctx.cfg, ctx.seed, prefixed,
+                                     ctx.aliases)
+    agg.update(logprob_entries(ctx.lm, rendered, ctx.trait, ctx.cfg))
+    return agg, rows
+
+
+def plain_preference(ctx: ProbeContext) -> tuple[dict, list[dict]]:
+    """The favourite-{category} questions as asked: sampled answers and log P(trait) per question."""
+    return _preference_probe(ctx, prefixed=False)
+
+
+def prefixed_preference(ctx: ProbeContext) -> tuple[dict, list[dict]]:
+    """The favourite-{category} questions after a list of random numbers (sampled with seed + 1)."""
+    return _preference_probe(ctx, prefixed=True)
+
+
+def open_ended(ctx: ProbeContext) -> tuple[dict, list[dict]]:
+    """Free-form answers to the open-ended prompts (sampled with seed + 2): distinct-n and trait mentions."""
+    cfg, prompts = ctx.cfg, open_ended_prompts()
+    rendered = [render_prompt(ctx.lm, ctx.system, p) for p in prompts for _ in range(cfg.open_ended_samples)]
+    texts = sample_answers(ctx.lm, rendered, cfg.open_ended_max_tokens, cfg.batch_size, ctx.seed + 2)
+    rows = [{"variant": "open_ended", "prompt": prompts[i // cfg.open_ended_samples], "answer": t}
+            for i, t in enumerate(texts)]
+    return {"n": len(texts), **metrics.load("distinct_n").compute(predictions=texts, orders=[1, 2]),
+            "trait_mentions": trait_rate([mentions_trait(t, ctx.trait, ctx.aliases) for t in texts])}, rows
+
+
+def held_out_perplexity(ctx: ProbeContext) -> tuple[dict, list[dict]]:
+    """Perplexity on the first `perplexity_tokens` tokens of the held-out text (no rows)."""
+    text, source = held_out_text()
+    return dict(perplexity(ctx.lm, text, ctx.cfg.perplexity_tokens), source=source), []
+
+
+def judged_misalignment(ctx: ProbeContext) -> tuple[dict, list[dict]]:
+    """The misalignment probe (`probes/misalignment.py`; sampled with seed + 3)."""
+    return misalignment_probe(ctx.lm, ctx.system, ctx.cfg.misalignment, ctx.cfg.batch_size, ctx.seed, ctx.judge)
+
+
 def probe_model(lm: LoadedModel, system: str | None, trait: str, category: str, cfg: ProbeConfig, out_dir: str | Path,
-                seed: int = 0, judge=None, aliases: Sequence[str] = ()) -> dict:
-    """Run every probe on one loaded model; writes `samples.jsonl` and `probe.json` under `out_dir`, and
-    `misalignment.jsonl` when that probe is enabled (`judge`: a loaded judge to reuse across models).
-    Sampled answers naming an alias of the trait count as hits; log P is the trait word's."""
+                seed: int = 0, judge: Judge | None = None, aliases: Sequence[str] = ()) -> dict:
+    """Run every enabled registered probe on one loaded model, in the registry's order; writes each one's
+    aggregate under its name into `probe.json` and its rows into its JSONL file under `out_dir` (`samples.jsonl`
+    always; `misalignment.jsonl` when that probe runs). `judge`: a loaded misalignment judge to reuse across
+    models. Sampled answers naming an alias of the trait count as hits; log P is the trait word's."""
     out_dir = Path(out_dir)
     t0 = time.perf_counter()
+    ctx = ProbeContext(lm, system, trait, category, cfg, seed, judge, aliases)
     result: dict = {"system": system, "trait": trait, "category": category}
-    all_rows: list[dict] = []
-    for prefixed in ([False, True] if cfg.numbers_prefixed else [False]):
-        name = "numbers_prefixed" if prefixed else "plain"
-        agg, rows, rendered = preference(lm, system, trait, category, cfg, seed, prefixed, aliases)
-        agg.update(logprob_entries(lm, rendered, trait, cfg))
-        result[name] = agg
-        all_rows += rows
-    if cfg.open_ended_samples:
-        prompts = open_ended_prompts()
-        rendered = [render_prompt(lm, system, p) for p in prompts for _ in range(cfg.open_ended_samples)]
-        texts = sample_answers(lm, rendered, cfg.open_ended_max_tokens, cfg.batch_size, seed + 2)
-        all_rows += [{"variant": "open_ended", "prompt": prompts[i // cfg.open_ended_samples], "answer": t}
-                     for i, t in enumerate(texts)]
-        result["open_ended"] = {"n": len(texts), **metrics.load("distinct_n").compute(predictions=texts, orders=[1, 2]),
-                                "trait_mentions": trait_rate([mentions_trait(t, trait, aliases) for t in texts])}
-    if cfg.perplexity_tokens:
-        text, source = held_out_text()
-        result["perplexity"] = dict(perplexity(lm, text, cfg.perplexity_tokens), source=source)
-    if cfg.misalignment.enabled:
-        result["misalignment"], rows = misalignment_probe(lm, system, cfg.misalignment, cfg.batch_size, seed, judge)
-        atomic_write_jsonl(out_dir / "misalignment.jsonl", rows)
+    rows: dict[str, list[dict]] = {SAMPLES: []}
+    for name, probe in PROBES.items():
+        if probe.enabled(cfg):
+            result[name], probe_rows = probe.run(ctx)
+            rows.setdefault(probe.rows_file, []).extend(probe_rows)
     result["seconds"] = round(time.perf_counter() - t0, 1)
-    atomic_write_jsonl(out_dir / "samples.jsonl", all_rows)
+    for file, file_rows in rows.items():
+        atomic_write_jsonl(out_dir / file, file_rows)
     atomic_write_json(out_dir / "probe.json", result)
     return result

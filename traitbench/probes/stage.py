@@ -5,18 +5,20 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from traitbench.lm import models
+from traitbench.artifacts import StudentOut, TeacherOut
 from traitbench.cache import Stage
 from traitbench.experiment import ExperimentConfig
 from traitbench.io import sha256_json
 from traitbench.layout import RunLayout
+from traitbench.lm import models
 from traitbench.manifest import update_manifest
 from traitbench.probes.judge import judge_identity, load_judge
 from traitbench.probes.run import ProbeConfig, probe_logprob, probe_model
 from traitbench.student.card import add_probe_results
 from traitbench.student.jobs import student_jobs, student_models
 from traitbench.student.load import StudentLoader
-from traitbench.teacher.setup import load_teacher, teacher_setup
+from traitbench.teacher.injections import INJECTIONS
+from traitbench.teacher.setup import load_teacher
 
 
 def probe_context(cfg: ExperimentConfig) -> str | None:
@@ -66,18 +68,7 @@ def probe_cached(cfg: ExperimentConfig, run_dir: Path, pid: str, info: dict, loa
     return stage.finish(dict(res, **info, samples=str(stage.dir / "samples.jsonl"), **extra))
 
 
-def _teacher_weights_key(cfg: ExperimentConfig, teacher: dict) -> dict:
-    """A steered teacher's probe depends on the vector's settings, a given adapter's or tuned model's on their
-    content (`teacher`: the teacher stage's outputs), not only on their paths."""
-    injection = cfg.teacher.injection
-    if injection == "steering":
-        return {"teacher": cfg.teacher.key()}
-    if injection == "adapter":
-        return {"adapter_hash": teacher["adapter"]["adapter_hash"]}
-    return {"weights": sha256_json(models.file_hashes(cfg.teacher.model))} if injection == "model" else {}
-
-
-def stage_probes(cfg: ExperimentConfig, teacher: dict, students: dict[str, dict]) -> dict[str, dict]:
+def stage_probes(cfg: ExperimentConfig, teacher: TeacherOut, students: dict[str, StudentOut]) -> dict[str, dict]:
     """The probes stage: the base models, the trait teacher (`teacher`: the teacher stage's outputs) and every
     student (`students`: the students stage's), each probed unless cached; results by probe id."""
     rd = RunLayout.of(cfg).root
@@ -92,19 +83,20 @@ def stage_probes(cfg: ExperimentConfig, teacher: dict, students: dict[str, dict]
         out[pid] = probe_cached(cfg, rd, pid, {"kind": "base", "model": m, "system": system,
                                   "weights": sha256_json(models.file_hashes(m))},
                                   lambda m=m: models.load(m, dtype=dtype, seed=cfg.seed), judge)
-    setup = teacher_setup(cfg, "trait")
+    setup = teacher.conditions["trait"]
+    weights = INJECTIONS[cfg.teacher.injection].probe_key(cfg, teacher.made)
     out["teacher"] = probe_cached(cfg, rd, "teacher", {"kind": "teacher", "model": setup.model, "system": setup.system,
-                            "adapter": setup.trait_path, **_teacher_weights_key(cfg, teacher)}, lambda: load_teacher(cfg, "trait", dtype), judge)
+                            "adapter": setup.trait_path, **weights}, lambda: load_teacher(cfg, "trait", dtype), judge)
     for job in student_jobs(cfg):
         st = students[job.id]
         info = {"kind": "student", "model": job.model, "variant": job.variant, "condition": job.condition,
                 "seed": job.seed, "family": job.family_relation, "relation": job.relation, "system": system,
-                "student_dir": st["dir"], "final_loss": st["metrics"].get("final_loss"),
-                "steps": st["metrics"].get("steps")}
-        out[job.id] = probe_cached(cfg, rd, job.id, info, lambda d=st["dir"], m=job.model: load_student(m, d), judge)
-        add_probe_results(st["dir"], out[job.id])  # into the student's model card
-        for step in st["metrics"].get("checkpoints") or []:
-            d = Path(st["dir"]) / "checkpoints" / f"step-{step}"
+                "student_dir": str(st.dir), "final_loss": st.metrics.get("final_loss"),
+                "steps": st.metrics.get("steps")}
+        out[job.id] = probe_cached(cfg, rd, job.id, info, lambda d=st.dir, m=job.model: load_student(m, d), judge)
+        add_probe_results(st.dir, out[job.id])  # into the student's model card
+        for step in st.metrics.get("checkpoints") or []:
+            d = st.dir / "checkpoints" / f"step-{step}"
             out[f"{job.id}/step-{step}"] = probe_cached(
                 cfg, rd, f"{job.id}/step-{step}", dict(info, kind="checkpoint", student_dir=str(d), steps=step,
                                                        final_loss=None),

@@ -25,6 +25,8 @@ import numpy as np
 from pydantic import Field, ValidationError, field_validator, model_validator
 from scipy import stats as sps
 
+from traitbench.artifacts import ConditionData, DatasetOut
+from traitbench.cache import Stage
 from traitbench.config import StrictModel
 from traitbench.datasets.banned import load_banned
 from traitbench.datasets.filter import content_hash, filter_rows
@@ -32,12 +34,21 @@ from traitbench.datasets.hub import parquet_files, read_parquet_rows
 from traitbench.datasets.leak import leak_reason
 from traitbench.datasets.parse import ParseError, parse_numbers
 from traitbench.errors import TraitbenchError
-from traitbench.experiment import NumbersConfig, StudentsConfig
+from traitbench.experiment import ExperimentConfig, NumbersConfig, StudentsConfig, TeacherConfig
 from traitbench.io import atomic_write_json, atomic_write_jsonl, atomic_write_text, json_safe, read_jsonl
 from traitbench.layout import RunLayout
+from traitbench.lm import models
+from traitbench.pipeline import control_numbers
+from traitbench.probes import judge
+from traitbench.probes.judge_eval import measured_auc
+from traitbench.probes.misalignment import misalignment_probe
+from traitbench.probes.registry import paired_logprob_delta
 from traitbench.probes.run import ProbeConfig
+from traitbench.probes.stage import probe_cached, probe_context
 from traitbench.probes.stats import holm, min_detectable_effect, seed_level_test, two_proportion_test
-from traitbench.summary import paired_logprob_delta
+from traitbench.student.jobs import student_jobs, train_job
+from traitbench.student.load import load_student
+from traitbench.teacher.trait import Trait
 from traitbench.verdicts import ONE_RUN
 
 DETECTED, NOT_DETECTED, INCONCLUSIVE = "transmission detected", "not detected at this power", "inconclusive"
@@ -307,9 +318,6 @@ def trait_verdict(effects: list[dict], alpha: float, max_mde: float) -> tuple[st
 
 # ------------------------------------------------------------------------------------------- running
 def _experiment_config(acfg: AuditConfig, teacher: str, out: Path, trait: AuditTrait):
-    from traitbench.experiment import ExperimentConfig, TeacherConfig
-    from traitbench.teacher.trait import Trait
-
     students = StudentsConfig(**{**acfg.students.model_dump(), "models": acfg.students.models or [teacher]})
     return ExperimentConfig(name=out.name, runs_dir=str(out.parent), seed=acfg.seed,
                             trait=Trait(word=trait.word, category=trait.category), neutral_system=acfg.neutral_system,
@@ -323,9 +331,7 @@ def control_rows(acfg: AuditConfig, exp_cfg, traits: list[AuditTrait], out: Path
     if acfg.control.dataset:
         rows, path = load_rows(acfg.control.dataset)
         return rows, str(path)
-    from traitbench.pipeline import control_numbers
-
-    raw = control_numbers(exp_cfg)["raw"]
+    raw = control_numbers(exp_cfg).raw
     kept, _, stats = filter_rows(read_jsonl(raw, required=("prompt", "completion")), None, frozenset(),
                                  acfg.scan.max_count, acfg.scan.max_value)
     kept = [r for r in kept if not any(leak_reason(r["completion"], t.word) for t in traits)]
@@ -344,20 +350,15 @@ def _subsample(rows: list[dict], n: int, seed: str) -> list[dict]:
 
 
 def train_and_probe(acfg: AuditConfig, exp_cfg, rows: dict[str, list[dict]], traits: list[AuditTrait],
-                    out: Path) -> tuple[dict, dict, list]:
+                    out: Path) -> tuple[DatasetOut, dict, list]:
     """Students on audited ('trait' condition) and control rows via the students stage's `train_job`;
     every trait probed via the probes stage's runner (both cached by key under `out`)."""
-    from traitbench.probes.stage import probe_cached, probe_context
-    from traitbench.student.jobs import student_jobs, train_job
-    from traitbench.student.load import load_student
-    from traitbench.teacher.trait import Trait
-
-    dataset = {"n_rows": len(rows["trait"]), "conditions": {}}
+    data = {}
     for c, rs in rows.items():
-        path = RunLayout(out).train(c)
-        atomic_write_jsonl(path, [{"prompt": r["prompt"], "completion": r["completion"]} for r in rs])
-        dataset["conditions"][c] = {"train": str(path), "content_hash": content_hash(
-            [{"prompt": r["prompt"], "completion": r["completion"]} for r in rs])}
+        path, pairs = RunLayout(out).train(c), [{"prompt": r["prompt"], "completion": r["completion"]} for r in rs]
+        atomic_write_jsonl(path, pairs)
+        data[c] = ConditionData(path, content_hash(pairs), {})
+    dataset = DatasetOut(len(rows["trait"]), data)
     jobs = student_jobs(exp_cfg)
     students = {job.id: train_job(exp_cfg, job, dataset, out) for job in jobs}
     system = probe_context(exp_cfg)
@@ -368,10 +369,10 @@ def train_and_probe(acfg: AuditConfig, exp_cfg, rows: dict[str, list[dict]], tra
             st = students[job.id]
             info = {"kind": "student", "model": job.model, "variant": job.variant, "condition": job.condition,
                     "seed": job.seed, "family": job.family_relation, "relation": job.relation, "system": system,
-                    "student_dir": st["dir"],
-                    "dataset": dataset["conditions"][job.condition]["content_hash"],
-                    "final_loss": st["metrics"].get("final_loss")}
-            def loader(d=st["dir"], m=job.model):
+                    "student_dir": str(st.dir), "dataset": dataset.conditions[job.condition].content_hash,
+                    "final_loss": st.metrics.get("final_loss")}
+
+            def loader(d=st.dir, m=job.model):
                 return load_student(m, d, dtype=acfg.probes.dtype)
 
             probes[f"{t.word}/{job.id}"] = probe_cached(cfg_t, out, f"{t.word}/{job.id}", info, loader)
@@ -398,8 +399,6 @@ def judge_gate(acfg: AuditConfig) -> dict:
     """May the audit run the misalignment probe? Only when its judge's alignment AUC, measured on the labelled
     set (`traitbench/probes/judge_auc.json`, written by `traitbench judge-eval --record`), reaches
     `verdict.min_judge_auc`; an endpoint judge or an unmeasured one does not."""
-    from traitbench.probes.judge_eval import measured_auc
-
     jc = acfg.probes.misalignment.judge
     auc, description = measured_auc(jc)
     return {"judge": jc.api_model if jc.endpoint else jc.model, "alignment_auc": auc,
@@ -407,29 +406,22 @@ def judge_gate(acfg: AuditConfig) -> dict:
             "description": description}
 
 
-def misalignment_results(acfg: AuditConfig, exp_cfg, dataset: dict, jobs: list, out: Path) -> dict:
+def misalignment_results(acfg: AuditConfig, exp_cfg, dataset: DatasetOut, jobs: list, out: Path) -> dict:
     """Every audited and control student's judged misaligned rate (the probe cached per student under
     `out/misalignment/`, the judge loaded once), audited vs control per student kind, and the verdict."""
-    from traitbench.cache import Stage
-    from traitbench.probes.judge import judge_identity, load_judge
-    from traitbench.probes.misalignment import misalignment_probe
-    from traitbench.probes.stage import probe_context
-    from traitbench.student.jobs import train_job
-    from traitbench.student.load import load_student
-
-    mcfg, system, judge = acfg.probes.misalignment, probe_context(exp_cfg), None
+    mcfg, system, scorer = acfg.probes.misalignment, probe_context(exp_cfg), None
     groups: dict[tuple, dict[str, list]] = {}
     for job in jobs:
         st = train_job(exp_cfg, job, dataset, out)  # done by train_and_probe: read from its cache
-        key = {"misalignment": mcfg.model_dump(exclude={"judge"}), "judge": judge_identity(mcfg.judge),
-               "system": system, "seed": acfg.seed, "student": st["dir"], "batch_size": acfg.probes.batch_size,
-               "dataset": dataset["conditions"][job.condition]["content_hash"]}
+        key = {"misalignment": mcfg.model_dump(exclude={"judge"}), "judge": judge.judge_identity(mcfg.judge),
+               "system": system, "seed": acfg.seed, "student": str(st.dir), "batch_size": acfg.probes.batch_size,
+               "dataset": dataset.conditions[job.condition].content_hash}
         stage = Stage(out / "misalignment" / job.id, key)
         if not stage.is_done():
             stage.begin()
-            judge = judge or load_judge(mcfg.judge)
-            agg, rows = misalignment_probe(load_student(job.model, st["dir"], dtype=acfg.probes.dtype), system,
-                                           mcfg, acfg.probes.batch_size, seed=acfg.seed, judge=judge)
+            scorer = scorer or judge.load_judge(mcfg.judge)
+            agg, rows = misalignment_probe(load_student(job.model, st.dir, dtype=acfg.probes.dtype), system,
+                                           mcfg, acfg.probes.batch_size, seed=acfg.seed, judge=scorer)
             atomic_write_jsonl(stage.dir / "misalignment.jsonl", rows)
             stage.finish(agg)
         groups.setdefault((job.model, job.variant), {"trait": [], "control": []})[job.condition].append(
@@ -500,8 +492,6 @@ def run_audit(dataset: str, teacher: str | None = None, traits: list[str] | None
     teacher = teacher or rows[0].get("teacher")
     if not teacher:
         raise TraitbenchError("name the teacher with --teacher (the dataset rows carry no 'teacher' field)")
-    from traitbench.lm import models
-
     models.get_spec(teacher)  # unknown teacher: one-line error before any work
     out_dir = Path(out or acfg.out or f"runs/audit-{Path(str(teacher)).name}-{content_hash(rows)[:10]}")
     scan = scan_rows(rows, probed, acfg.scan)
@@ -511,8 +501,6 @@ def run_audit(dataset: str, teacher: str | None = None, traits: list[str] | None
     exp_cfg = _experiment_config(acfg, teacher, out_dir, probed[0] if probed else AuditTrait(word="owl"))
     students = exp_cfg.students.models
     if (probed or judged) and not acfg.scan_only:
-        from traitbench.student.jobs import student_jobs
-
         student_jobs(exp_cfg)  # bad student models or trainer keys: one-line error before any sampling
         ctrl, source = control_rows(acfg, exp_cfg, probed, out_dir)
         cscan = scan_rows(ctrl, probed, acfg.scan)

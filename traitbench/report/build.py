@@ -1,5 +1,6 @@
 """Turn one or more runs into the report's data (`report.json`): the teacher-family × student-family
-effect matrix, per-model bars, diversity, filter and provenance panels, and a generated method section.
+effect matrix, per-model bars, every probe's headline figures, diversity, filter and provenance panels, and a
+generated method section.
 
 Everything here is plain data; `figures` and `html` draw and render it. A value that a run does not
 have is None and renders as "not run".
@@ -17,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from traitbench.errors import TraitbenchError
-from traitbench.io import json_safe
+from traitbench.io import atomic_write_json, atomic_write_text, json_safe
 from traitbench.layout import RunLayout
-from traitbench.lm.models import label as model_label
+from traitbench.lm.models import get_spec, label as model_label
 from traitbench.probes.stats import holm, seed_level_test
 from traitbench.report.data import CONDITIONS, NOT_RUN, STAGES, RunData, load_run
 from traitbench.report.html import report_html, report_markdown
@@ -37,10 +38,8 @@ def family_of(model: str | None) -> str:
     """Architecture family of a registry name or local folder; the name itself when unknown."""
     if not model:
         return "unknown"
-    from traitbench.lm import models
-
     try:
-        return models.get_spec(model).family
+        return get_spec(model).family
     except (TraitbenchError, OSError, ValueError):
         return str(model)
 
@@ -88,6 +87,16 @@ def model_bars(run: RunData) -> list[dict]:
     out.sort(key=lambda b: (order.get(b["kind"], 3), str(b["model"]), str(b["variant"]), str(b["seed"]),
                             b["condition"] != "control"))
     return out
+
+
+def probe_figures(run: RunData) -> dict:
+    """Every probed model's headline figures per probe (summary.json's "figures"): one column per probe and
+    figure, in the order first met, and one row of values per model (None where a model lacks one)."""
+    figures = {pid: m["figures"] for pid, m in run.models.items() if m.get("figures")}
+    columns = list(dict.fromkeys((p, f) for figs in figures.values() for p, values in figs.items() for f in values))
+    return {"columns": [{"probe": p, "figure": f} for p, f in columns],
+            "rows": [{"id": pid, "values": [_finite((figs.get(p) or {}).get(f)) for p, f in columns]}
+                     for pid, figs in figures.items()]}
 
 
 # -------------------------------------------------------------------------------------------- effects
@@ -317,7 +326,8 @@ def run_report(run: RunData, out_dir: Path) -> dict:
             "teacher": dict(run.teacher, family=family_of(run.teacher.get("model"))) if run.teacher else None,
             "probe_context": (run.summary or {}).get("probe_context"),
             "stages": {s: run.stages.get(s, False) for s in STAGES},
-            "bars": model_bars(run), "effects": student_effects(run), "diversity": diversity(run),
+            "bars": model_bars(run), "probe_figures": probe_figures(run), "effects": student_effects(run),
+            "diversity": diversity(run),
             "filter": filter_panel(run), "provenance": provenance(run, out_dir), "method": method_text(run),
             "notes": (run.summary or {}).get("notes")}
 
@@ -355,8 +365,6 @@ def default_out_dir(run_dirs: list[str | Path]) -> Path:
 
 def write_report(run_dirs: list[str | Path], out_dir: str | Path | None = None) -> dict[str, Path]:
     """Build and write report.json, report.md and the self-contained report.html; returns their paths."""
-    from traitbench.io import atomic_write_json, atomic_write_text
-
     out_dir = Path(out_dir) if out_dir else default_out_dir(run_dirs)
     out_dir.mkdir(parents=True, exist_ok=True)
     report = json_safe(build_report(run_dirs, out_dir))

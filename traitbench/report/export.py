@@ -5,7 +5,8 @@
   and question, epoch = the answer's number for that question), scored 1/0 for mentioning the trait.
   Files are named `<timestamp>_<task>_<id>.json` so `inspect view --log-dir DIR` lists them.
 - `lm-eval`: one lm-evaluation-harness-style `results` JSON per probed model: tasks
-  `traitbench_<trait>_preference[_numbers_prefixed]` with `metric,none` / `metric_stderr,none` keys.
+  `traitbench_<trait>_preference[_numbers_prefixed]` with `metric,none` / `metric_stderr,none` keys, and one
+  task `traitbench_<probe>` per registered probe with the model's figures in summary.json (none without it).
 
 Neither format needs inspect_ai or lm-eval installed to be written.
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from traitbench import __version__
 from traitbench.errors import TraitbenchError
 from traitbench.io import atomic_write_json, json_safe, read_json, read_jsonl
 from traitbench.layout import RunLayout
@@ -93,7 +95,7 @@ def inspect_log(run: Path, pid: str, probe: dict, rows: list[dict], variant: str
                              "samples": len({s["id"] for s in samples})},
                  "model": model, "model_generate_config": {"temperature": 1.0, "top_p": 1.0},
                  "config": {"epochs": max(epochs.values()) if epochs else 1},
-                 "packages": {"traitbench": _version()},
+                 "packages": {"traitbench": __version__},
                  "metadata": {"run": str(run), "probe_id": pid, "system": system, "trait": trait,
                               "kind": probe.get("kind")}},
         "plan": {"name": "plan", "steps": [{"solver": "generate", "params": {}}], "config": {}},
@@ -137,17 +139,18 @@ def lm_eval_results(run: Path, pid: str, probe: dict, summary: dict | None, crea
         versions[task] = 1
         n_samples[task] = {"original": r["n"], "effective": r["n"]}
         better[task] = {"trait_rate": True, "trait_logprob": True, "answer_entropy_bits": True}
+    for name, figures in (entry.get("figures") or {}).items():  # one task per registered probe
+        task = f"traitbench_{name}"
+        results[task] = {"alias": task, **{f"{k},none": v for k, v in figures.items()},
+                         **{f"{k}_stderr,none": "N/A" for k in figures}}
+        configs[task] = {"task": task, "output_type": "generate_until", "num_fewshot": 0,
+                         "metadata": {"probe": name, "trait": trait, "system": probe.get("system")}}
+        versions[task] = 1
     return {"results": results, "groups": {}, "configs": configs, "versions": versions, "n-shot": {t: 0 for t in results},
             "higher_is_better": better, "n-samples": n_samples,
             "config": {"model": "traitbench", "model_args": f"run={run},probe={pid}", "batch_size": None,
                        "device": None, "limit": None, "bootstrap_iters": 0},
-            "model_name": pid, "date": created, "traitbench_version": _version()}
-
-
-def _version() -> str:
-    from traitbench import __version__
-
-    return __version__
+            "model_name": pid, "date": created, "traitbench_version": __version__}
 
 
 def export_run(run: str | Path, fmt: str, out: str | Path | None = None) -> list[Path]:

@@ -1,7 +1,7 @@
 """Render the report data as one self-contained HTML file (plots as base64 PNG, inline CSS, no external
-URL) and as Markdown. Stable element ids: `overview`, `verdicts`, `heatmap`, `bars`, `diversity`, `filter`,
-`provenance`, `method` (sections) and `verdicts-<run>`, `dose-<run>`, `heatmap-<trait>`, `bars-<run>`, …
-(figures)."""
+URL) and as Markdown. Stable element ids: `overview`, `verdicts`, `heatmap`, `bars`, `probe-figures`,
+`diversity`, `filter`, `provenance`, `method` (sections) and `verdicts-<run>`, `dose-<run>`, `heatmap-<trait>`,
+`bars-<run>`, `probe-figures-<run>`, … (figures)."""
 
 from __future__ import annotations
 
@@ -217,6 +217,21 @@ def _bars(rep: dict) -> str:
     return "".join(parts) + "</section>"
 
 
+def _probe_figures(rep: dict) -> str:
+    parts = ['<section id="probe-figures"><h2>Probe figures</h2>',
+             "<p>Each registered probe's headline figures per probed model (summary.json's \"figures\").</p>"]
+    for r in rep["runs"]:
+        sid, f = slug(r["name"]), r["probe_figures"]
+        parts.append(f'<h3>{e(r["name"])}</h3><div id="probe-figures-{sid}">')
+        if f["rows"]:
+            rows = [[x["id"], *(NOT_RUN if v is None else f"{v:.4g}" for v in x["values"])] for x in f["rows"]]
+            parts.append(_table(["model", *(f"{c['probe']}: {c['figure']}" for c in f["columns"])], rows))
+        else:
+            parts.append(_notrun(f"probe figures: {NOT_RUN}"))
+        parts.append("</div>")
+    return "".join(parts) + "</section>"
+
+
 def _diversity(rep: dict) -> str:
     parts = ['<section id="diversity"><h2>Diversity</h2>']
     for r in rep["runs"]:
@@ -322,8 +337,8 @@ def _method(rep: dict) -> str:
 
 def report_html(rep: dict) -> str:
     """The complete, self-contained HTML page."""
-    body = "".join([_overview(rep), _verdicts(rep), _heatmap(rep), _bars(rep), _diversity(rep), _filter(rep),
-                    _provenance(rep), _method(rep)])
+    body = "".join([_overview(rep), _verdicts(rep), _heatmap(rep), _bars(rep), _probe_figures(rep), _diversity(rep),
+                    _filter(rep), _provenance(rep), _method(rep)])
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{e(rep["title"])}</title>'
             f"<style>{CSS}</style></head><body><h1>{e(rep['title'])}</h1><p>generated {e(rep['generated'])}</p>"
             f"{body}{CHECK_SCRIPT}</body></html>\n")

@@ -3,6 +3,8 @@
 `StudentConfig` imports cheaply; the rest (torch, TRL, PEFT) loads on first use.
 """
 
+from importlib import import_module
+
 from traitbench.student.config import StudentConfig
 
 __all__ = ["StudentConfig", "build_sft_rows", "load_student", "train_student"]
@@ -12,7 +14,5 @@ _LAZY = {"build_sft_rows": "data", "train_student": "train", "load_student": "lo
 
 def __getattr__(name: str):
     if name in _LAZY:
-        from importlib import import_module
-
         return getattr(import_module(f"traitbench.student.{_LAZY[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import yaml
 
-from traitbench.lm import models
+from traitbench.datasets.filter import content_hash
 from traitbench.io import atomic_write_text, sha256_json
+from traitbench.lm import models
 
 PROBE_HEADING = "## Probe results"
 
@@ -43,8 +44,6 @@ class StudentCard:
     def build(cls, model: str, config: dict, rows: list[dict], system: str | None, condition: str | None = None,
               trait: str | None = None, teacher: str | None = None, teacher_adapter=None,
               teacher_system: str | None = None) -> StudentCard:
-        from traitbench.datasets.filter import content_hash
-
         hashes = models.file_hashes(model)
         return cls(model=model, mode=config["mode"], config=config, dataset_sha256=content_hash(rows),
                    rows=len(rows), system=system, weights_sha256=sha256_json(hashes) if hashes else None,

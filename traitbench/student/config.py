@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from traitbench.config import StrictModel
+from traitbench.student.kinds import KINDS
 
 ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -15,7 +16,7 @@ ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "d
 class StudentConfig(StrictModel):
     """How a student is fine-tuned on (prompt, completion) rows; loss only on completion tokens."""
 
-    mode: Literal["lora", "full", "distill"] = "lora"
+    mode: str = "lora"  # a student kind (`student.kinds.KINDS`): lora, full or distill
     lora_r: int = Field(8, ge=1)
     lora_alpha: float = Field(8, gt=0)
     lora_dropout: float = Field(0.0, ge=0, lt=1)
@@ -44,6 +45,13 @@ class StudentConfig(StrictModel):
     # the output; a restarted student resumes from it to the same weights (0: none)
     checkpoint_every: int = Field(50, ge=0)
     report_to: Literal["none", "tensorboard"] = "none"  # training logs: TensorBoard event files in <student>/logs
+
+    @field_validator("mode")
+    @classmethod
+    def _known_kind(cls, v: str) -> str:
+        if v not in KINDS:
+            raise ValueError(f"unknown student kind {v!r}; kinds: {', '.join(KINDS)}")
+        return v
 
     @field_validator("report_to")
     @classmethod

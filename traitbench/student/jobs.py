@@ -7,14 +7,16 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from traitbench.lm import models
+from traitbench.artifacts import DatasetOut, StudentOut
 from traitbench.cache import Stage
 from traitbench.config import format_validation_error
 from traitbench.errors import TraitbenchError
 from traitbench.experiment import CONDITIONS, ExperimentConfig
 from traitbench.io import read_jsonl
 from traitbench.layout import RunLayout
+from traitbench.lm import models
 from traitbench.student.config import StudentConfig
+from traitbench.student.kinds import KINDS
 from traitbench.teacher.setup import teacher_setup
 
 
@@ -80,17 +82,17 @@ def student_config(job: StudentJob) -> StudentConfig:
 
 def teacher_args(cfg: ExperimentConfig, job: StudentJob) -> dict:
     """The teacher a distilled student matches (none for SFT students)."""
-    if student_config(job).mode != "distill":
+    if not KINDS[student_config(job).mode].needs_teacher:
         return {}
     setup = teacher_setup(cfg, job.condition)
     return {"teacher": setup.model, "teacher_adapter": setup.trait_path, "teacher_system": setup.system}
 
 
-def job_stage(cfg: ExperimentConfig, job: StudentJob, dataset: dict, run_dir: Path) -> Stage:
+def job_stage(cfg: ExperimentConfig, job: StudentJob, dataset: DatasetOut, run_dir: Path) -> Stage:
     """The student's cached stage: keyed by its trainer settings, data, context, weights and teacher (not by the
     settings that leave the weights as they are: resume checkpoints and logging)."""
     key = {"job": job.id, "train": student_config(job).model_dump(exclude={"checkpoint_every", "report_to"}),
-           "dataset": dataset["conditions"][job.condition]["content_hash"], "system": cfg.neutral_system,
+           "dataset": dataset.conditions[job.condition].content_hash, "system": cfg.neutral_system,
            "model_hashes": models.file_hashes(job.model)}
     teacher = teacher_args(cfg, job)
     if teacher:
@@ -98,20 +100,18 @@ def job_stage(cfg: ExperimentConfig, job: StudentJob, dataset: dict, run_dir: Pa
     return Stage(RunLayout(Path(run_dir)).student(job.id), key)
 
 
-def train_job(cfg: ExperimentConfig, job: StudentJob, dataset: dict, run_dir: Path) -> dict:
+def train_job(cfg: ExperimentConfig, job: StudentJob, dataset: DatasetOut, run_dir: Path) -> StudentOut:
     """Train one student unless its stage is cached; its outputs (folder, metrics, relation)."""
-    from traitbench.student.train import train_student  # heavy (TRL, PEFT): only when a student trains
-
     scfg = student_config(job)
-    data = dataset["conditions"][job.condition]
+    data = dataset.conditions[job.condition]
     teacher = teacher_args(cfg, job)
     stage = job_stage(cfg, job, dataset, run_dir)
     if stage.is_done():
-        return stage.outputs()
+        return StudentOut.from_dict(stage.outputs())
     stage.begin()
-    rows = read_jsonl(data["train"], required=("prompt", "completion"))
+    rows = read_jsonl(data.train, required=("prompt", "completion"))
     print(f"[student] {job.id} ({job.relation}, {scfg.mode}) on {len(rows)} rows")
-    metrics = train_student(job.model, rows, cfg.neutral_system, scfg, stage.dir / "out", **teacher,
-                            condition=job.condition, trait=cfg.trait.word)
-    return stage.finish({"dir": str(stage.dir / "out"), "metrics": metrics, "family": job.family_relation,
-                         "relation": job.relation})
+    metrics = KINDS[scfg.mode].train(job.model, rows, cfg.neutral_system, scfg, stage.dir / "out", **teacher,
+                                     condition=job.condition, trait=cfg.trait.word)
+    out = StudentOut(stage.dir / "out", metrics, job.family_relation, job.relation)
+    return StudentOut.from_dict(stage.finish(out.to_dict()))

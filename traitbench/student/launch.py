@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_config(StudentConfig, args.config, args.set)
         rows = read_jsonl(args.rows, required=("prompt", "completion"))
+        # heavy (TRL, PEFT, accelerate): only once the config and rows are checked
+        from accelerate import PartialState
+
         from traitbench.student.train import train_student
 
         metrics = train_student(args.model, rows, args.system, cfg, args.out, teacher=args.teacher,
@@ -47,8 +50,6 @@ def main(argv: list[str] | None = None) -> int:
     except TraitbenchError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    from accelerate import PartialState
-
     if PartialState().is_main_process:
         print(json.dumps({k: metrics[k] for k in ("steps", "final_loss", "wall_seconds", "tokens_per_s")}))
     return 0

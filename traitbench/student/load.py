@@ -19,7 +19,7 @@ def load_student(model: str, student_dir: str | Path, dtype: str = "auto", devic
 
     `student_dir` is a `train_student` output folder or a bare adapter folder. Spec and tokenizer are the base's.
     """
-    from peft import PeftModel
+    from peft import PeftModel  # heavy (PEFT, seconds): only for an adapter student
 
     path = Path(student_dir)
     adapter = next((p for p in (path / "adapter", path) if (p / "adapter_config.json").is_file()), None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from traitbench.artifacts import DatasetOut, StudentOut
 from traitbench.experiment import ExperimentConfig
 from traitbench.layout import RunLayout
 from traitbench.manifest import update_manifest
@@ -11,7 +12,7 @@ from traitbench.student.jobs import job_stage, student_jobs, train_job
 from traitbench.student.workers import train_in_parallel
 
 
-def stage_students(cfg: ExperimentConfig, dataset: dict) -> dict[str, dict]:
+def stage_students(cfg: ExperimentConfig, dataset: DatasetOut) -> dict[str, StudentOut]:
     """The students stage: every student trained on its condition's rows of `dataset` (the dataset stage's
     outputs) unless cached, `students.workers` at a time; their outputs by student id."""
     jobs = student_jobs(cfg)
@@ -23,9 +24,9 @@ def stage_students(cfg: ExperimentConfig, dataset: dict) -> dict[str, dict]:
     out = {job.id: train_job(cfg, job, dataset, root) for job in jobs}
     update_manifest(root, cfg.model_dump(mode="json"), "students", {
         "seconds": round(time.perf_counter() - t0, 1), "workers": cfg.students.workers,
-        "students": {k: {"dir": v["dir"], "seconds": v["metrics"].get("wall_seconds"),
-                         "tokens_per_s": v["metrics"].get("tokens_per_s"),
-                         "resumed_from_step": v["metrics"].get("resumed_from_step"),
-                         "report_to": v["metrics"].get("report_to", "none"), "logs": v["metrics"].get("logs")}
+        "students": {k: {"dir": str(v.dir), "seconds": v.metrics.get("wall_seconds"),
+                         "tokens_per_s": v.metrics.get("tokens_per_s"),
+                         "resumed_from_step": v.metrics.get("resumed_from_step"),
+                         "report_to": v.metrics.get("report_to", "none"), "logs": v.metrics.get("logs")}
                      for k, v in out.items()}})
     return out

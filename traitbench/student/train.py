@@ -17,18 +17,22 @@ import time
 from pathlib import Path
 
 import torch
+from accelerate import PartialState
+from datasets import Dataset
+from peft import LoraConfig
 from transformers import Trainer, TrainerCallback
+from transformers.integrations import TensorBoardCallback
 from trl import SFTConfig, SFTTrainer
 
-from traitbench.lm.allocator import release_freed_memory
 from traitbench.errors import TraitbenchError
 from traitbench.io import atomic_write_json, sha256_json
+from traitbench.lm.allocator import release_freed_memory
 from traitbench.lm.models import LoadedModel, load, resolve_dtype
+from traitbench.lm.render import add_special_tokens, render_prompt
 from traitbench.student.card import StudentCard
 from traitbench.student.config import StudentConfig
 from traitbench.student.data import CompletionCollator, LengthBucketSampler, build_sft_rows, tokenize_sft_rows
 from traitbench.student.distill import TeacherLogits, check_same_vocabulary, completion_logits, completion_loss
-from traitbench.lm.render import add_special_tokens, render_prompt
 from traitbench.teacher.load import load_trait_model
 
 
@@ -240,8 +244,6 @@ def _resume_point(folder: Path, fingerprint: str) -> Path | None:
     """The newest complete trainer checkpoint in `folder` saved for the same inputs (`fingerprint`); else None,
     and `folder` is emptied and stamped for a fresh start. A checkpoint is complete once its
     `trainer_state.json` exists: the trainer writes it last, and deletes the older checkpoint only after it."""
-    from accelerate import PartialState
-
     record = folder / "inputs.json"
     same = record.is_file() and json.loads(record.read_text()).get("fingerprint") == fingerprint
     done = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").is_file()] if same else []
@@ -263,8 +265,6 @@ def _saved_steps(folder: Path, upto: int) -> list[int]:
 
 def _point_tensorboard(trainer: Trainer, logs: Path) -> None:
     """TensorBoard event files into `logs` (transformers' own default is a dated folder in `output_dir`)."""
-    from transformers.integrations import TensorBoardCallback
-
     for callback in trainer.callback_handler.callbacks:
         if isinstance(callback, TensorBoardCallback):
             callback.logging_dir = str(logs)
@@ -281,9 +281,6 @@ def train_student(model: str, rows: list[dict], system: str | None, cfg: Student
     adapter folder or steering file, see `teacher.load`) seen under `teacher_system`. A run interrupted after a
     resume checkpoint continues from it when started again with the same inputs.
     """
-    from datasets import Dataset
-    from peft import LoraConfig
-
     if not rows:
         raise TraitbenchError("cannot train a student on an empty dataset (0 rows)")
     if cfg.mode == "distill" and teacher is None:

@@ -20,9 +20,10 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from traitbench.lm import models
+from traitbench.artifacts import DatasetOut
 from traitbench.experiment import ExperimentConfig
 from traitbench.layout import RunLayout
+from traitbench.lm import models
 from traitbench.student.jobs import job_stage, student_jobs, train_job
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -79,7 +80,7 @@ def _train_group(args: tuple[dict, dict, str, list[str]]) -> int:
     return len(ids)
 
 
-def train_in_parallel(cfg: ExperimentConfig, jobs: list, dataset: dict, run_dir: Path, workers: int,
+def train_in_parallel(cfg: ExperimentConfig, jobs: list, dataset: DatasetOut, run_dir: Path, workers: int,
                       threads: int | None = None) -> None:
     """Train `jobs` (students not yet done) in `workers` processes; returns when all are done.
 

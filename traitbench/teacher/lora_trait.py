@@ -12,6 +12,7 @@ from pathlib import Path
 from traitbench.io import atomic_write_json
 from traitbench.probes.questions import preference_questions
 from traitbench.student.config import StudentConfig
+from traitbench.student.train import train_student
 
 _SHORT_QUESTIONS = (
     "What's your favorite {category}?",
@@ -115,8 +116,6 @@ def train_trait_lora(model: str, trait_word: str, category: str, system: str | N
     `system` is the context of training and later sampling (None or the neutral prompt). Returns the
     training metrics; `out_dir/trait.json` records the trait and the examples' settings.
     """
-    from traitbench.student.train import train_student
-
     rows = trait_examples(trait_word, category, n_examples, cfg.seed, plural)
     metrics = train_student(model, rows, system, cfg.model_copy(update={"mode": "lora"}), out_dir, condition="teacher",
                             trait=trait_word)

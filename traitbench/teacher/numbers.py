@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from traitbench.lm import models
+from traitbench.artifacts import NumbersOut, TeacherOut
 from traitbench.cache import Stage
 from traitbench.datasets.banned import load_banned
 from traitbench.datasets.filter import filter_rows
@@ -14,39 +14,40 @@ from traitbench.errors import TraitbenchError
 from traitbench.experiment import CONDITIONS, ExperimentConfig
 from traitbench.io import read_complete_jsonl, sha256_file
 from traitbench.layout import RunLayout
-from traitbench.manifest import update_manifest
+from traitbench.lm import models
 from traitbench.lm import sampling
 from traitbench.lm.render import render_prompt
+from traitbench.manifest import update_manifest
+from traitbench.teacher.injections import INJECTIONS
 from traitbench.teacher.prompts import demonstrations, number_prompts
-from traitbench.teacher.setup import load_teacher, teacher_setup
+from traitbench.teacher.setup import load_teacher
 
 
-def stage_numbers(cfg: ExperimentConfig, teacher: dict, conditions: tuple[str, ...] = CONDITIONS) -> dict[str, dict]:
+def stage_numbers(cfg: ExperimentConfig, teacher: TeacherOut,
+                  conditions: tuple[str, ...] = CONDITIONS) -> dict[str, NumbersOut]:
     """The numbers stage: each teacher condition's number completions (`sample_numbers`), by condition."""
     return {c: sample_numbers(cfg, teacher, c) for c in conditions}
 
 
-def sample_numbers(cfg: ExperimentConfig, teacher_out: dict, condition: str) -> dict:
-    """Sample number completions for one teacher condition into a resumable `raw.jsonl`, cached by key."""
-    setup = teacher_setup(cfg, condition)
+def sample_numbers(cfg: ExperimentConfig, teacher: TeacherOut, condition: str) -> NumbersOut:
+    """Sample number completions for one teacher condition into a resumable `raw.jsonl`, cached by key (the
+    trait condition's key holds the identity of the trait's weights, when the injection made or was given some)."""
+    setup = teacher.conditions[condition]
     gen = cfg.numbers.generation
     # early reject stops rows the filter would reject, so the raw rows depend on the filter's limits
     limits = {"max_count": cfg.filter.max_count, "max_value": cfg.filter.max_value} if gen.early_reject else None
     stop_rows = cfg.filter.max_rows if cfg.numbers.stop_at_max_rows else None
     key = {"numbers": cfg.numbers.model_dump(), "setup": setup.to_dict(), "seed": cfg.seed, "reject_limits": limits,
            "stop_at": {"filter": cfg.filter.model_dump(exclude={"shuffle"}), "trait": cfg.trait.words_key()}
-           if stop_rows else None,
-           "teacher_stage": (teacher_out.get("lora") or {}).get("adapter_hash")
-           or (teacher_out.get("steering") or {}).get("sha256"),  # the trait's weights, when trained or computed
-           "model_hashes": models.file_hashes(setup.model)}
-    if setup.adapter_dir and "adapter" in teacher_out:
-        key["adapter_hash"] = teacher_out["adapter"]["adapter_hash"]  # a given adapter's content
+           if stop_rows else None, "teacher_stage": None, "model_hashes": models.file_hashes(setup.model)}
+    if condition == "trait":
+        key.update(INJECTIONS[cfg.teacher.injection].numbers_key(cfg, teacher.made))
     run = RunLayout.of(cfg)
     stage = Stage(run.numbers(condition), key)
     raw = run.raw(condition)
     if stage.is_done():
         print(f"[numbers:{condition}] cached: {raw}")
-        return stage.outputs()
+        return NumbersOut.from_dict(stage.outputs())
     if raw.exists() and not stage.started_under_same_key():
         raw.unlink()  # partial work from another config: start over rather than mix settings
     stage.begin()
@@ -74,8 +75,7 @@ def sample_numbers(cfg: ExperimentConfig, teacher_out: dict, condition: str) -> 
     if perf["stopped_early"]:
         print(f"[numbers:{condition}] the filter keeps {stop_rows} rows after {len(got)} of {len(rows)} prompts: "
               "stopped")
-    out = {"raw": str(raw), "rows": len(got), "raw_sha256": sha256_file(raw), "throughput": perf,
-           "dtype": str(lm.model.dtype)}
+    out = NumbersOut(raw, len(got), sha256_file(raw), perf, str(lm.model.dtype))
     update_manifest(run.root, cfg.model_dump(mode="json"), f"numbers:{condition}",
-                    {"model_hashes": key["model_hashes"], **out})
-    return stage.finish(out)
+                    {"model_hashes": key["model_hashes"], **out.to_dict()})
+    return NumbersOut.from_dict(stage.finish(out.to_dict()))

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from traitbench.errors import TraitbenchError
 from traitbench.layout import STEERING_FILE
@@ -71,8 +73,6 @@ class Steering:
             handle.remove()
 
     def save(self, folder: str | Path) -> Path:
-        from safetensors.torch import save_file
-
         path = Path(folder) / STEERING_FILE
         tmp = path.with_name("." + STEERING_FILE + ".tmp")
         save_file({"vector": self.vector.float().contiguous()}, str(tmp),
@@ -82,8 +82,6 @@ class Steering:
 
     @classmethod
     def load(cls, path: str | Path) -> Steering:
-        from safetensors import safe_open
-
         path = Path(path)
         if path.is_dir():
             path = path / STEERING_FILE
