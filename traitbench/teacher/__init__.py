@@ -1,1 +1,2 @@
-"""Teacher stage: a model with an injected trait (system prompt or LoRA) that writes number sequences."""
+"""The teacher: a model given the trait by an injection (`injections.py`: system prompt, LoRA, steering, your adapter
+or tuned model) that writes number sequences, and the teacher and numbers stages."""
