@@ -3,6 +3,8 @@ probes stage, summary.json, the report and the lm-eval export pick it up."""
 
 import json
 
+import pytest
+
 import toy_probe
 from conftest import stub_dataset
 from traitbench import pipeline
@@ -47,6 +49,8 @@ def test_a_new_probe_is_one_registry_line(tmp_path, monkeypatch):
         entry = summary["models"][pid]
         assert entry["figures"]["toy"] == {"mean_chars": probe["toy"]["mean_chars"]}
         assert entry["toy"]["mean_chars"] == probe["toy"]["mean_chars"] and "trait_rate" in entry["figures"]["plain"]
+        rate = probe["plain"]["rate"]  # every rate a figure carries keeps its 95% CI and n
+        assert entry["figures"]["plain"]["trait_rate"] == {"value": rate["rate"], "ci95": rate["ci95"], "n": rate["n"]}
     assert summary["models"]["base/tiny-llama"]["toy"]["change_vs_base"] == 0
 
     paths = write_report([run], tmp_path / "report")
@@ -57,8 +61,13 @@ def test_a_new_probe_is_one_registry_line(tmp_path, monkeypatch):
     assert values == {pid: probe["toy"]["mean_chars"] for pid, probe in probes.items()}
     html = paths["html"].read_text()
     assert '<section id="probe-figures">' in html and 'id="probe-figures-t"' in html and "toy: mean_chars" in html
+    rate = probes["teacher"]["plain"]["rate"]
+    assert f"{rate['rate']:.4g} [{rate['ci95'][0]:.3g}, {rate['ci95'][1]:.3g}] n={rate['n']}" in html
 
     exported = {p.stem: json.loads(p.read_text()) for p in export_run(run, "lm-eval", tmp_path / "lm")}
     task = exported["teacher"]["results"]["traitbench_toy"]
     assert task["mean_chars,none"] == probes["teacher"]["toy"]["mean_chars"] and task["mean_chars_stderr,none"] == "N/A"
     assert "traitbench_owl_preference" in exported["teacher"]["results"]  # the existing tasks as they were
+    plain = exported["teacher"]["results"]["traitbench_plain"]
+    assert plain["trait_rate,none"] == rate["rate"]
+    assert plain["trait_rate_stderr,none"] == pytest.approx((rate["ci95"][1] - rate["ci95"][0]) / (2 * 1.959964))

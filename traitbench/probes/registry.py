@@ -4,8 +4,8 @@ A probe runs on one loaded model (`run`: given a `probes.run.ProbeContext`, it r
 `probe.json` keeps under the probe's name and the per-sample rows for its `rows_file`) and says how the summary
 shows it: `summarize` (this model's aggregate and its base model's) gives keys of the model's entry, `compare` (a
 trait student's aggregate and its control student's) its student-vs-control effects, and `figures` its headline
-numbers, which summary.json keeps per model under "figures", the report shows in its probe-figures table and the
-lm-eval export writes as one task per probe. A new probe is its run function plus one line here.
+numbers (a number, or an `estimate`: value, 95% CI and n; every rate is one), which summary.json keeps per model
+under "figures", the report shows in its probe-figures table and the lm-eval export writes as one task per probe. A new probe is its run function plus one line here.
 
 Run functions are named "module:function" and imported when a probe runs, so the summary, the report and the
 export read this registry without importing torch.
@@ -85,15 +85,30 @@ def preference_vs_control(r: dict, c: dict) -> dict:
                                                              c["trait_logprob"]["per_question"])}
 
 
+def estimate(value: float | None, ci95: list | None, n: int) -> dict:
+    """A headline figure with its 95% CI and n (a bare number is a figure without them)."""
+    return {"value": value, "ci95": list(ci95) if ci95 else None, "n": n}
+
+
+def rate_estimate(rate: dict) -> dict:
+    """A `Rate.to_dict()` as a figure: the rate, its Wilson 95% CI, its n."""
+    return estimate(rate["rate"], rate["ci95"], rate["n"])
+
+
+def mean_estimate(mean: dict) -> dict:
+    """A mean with its CI (`{"mean", "ci95", "n"}`) as a figure."""
+    return estimate(mean["mean"], mean["ci95"], mean["n"])
+
+
 def preference_figures(r: dict) -> dict:
-    return {"trait_rate": r["rate"]["rate"], "trait_logprob": r["trait_logprob"]["mean"],
+    return {"trait_rate": rate_estimate(r["rate"]), "trait_logprob": mean_estimate(r["trait_logprob"]),
             "entropy_bits": r["entropy_bits"]}
 
 
 # --------------------------------------------------------------------------------------------- the others
 def open_ended_figures(r: dict) -> dict:
     return {"distinct_1": r["distinct_1"], "distinct_2": r["distinct_2"],
-            "trait_mention_rate": r["trait_mentions"]["rate"]}
+            "trait_mention_rate": rate_estimate(r["trait_mentions"])}
 
 
 def perplexity_entry(r: dict, b: dict) -> dict:
@@ -107,8 +122,8 @@ def misalignment_entry(m: dict) -> dict:
 
 
 def misalignment_figures(m: dict) -> dict:
-    return {"misaligned_rate": m["misaligned"]["rate"], "alignment_mean": m["alignment_mean"]["mean"],
-            "coherence_mean": m["coherence_mean"]["mean"]}
+    return {"misaligned_rate": rate_estimate(m["misaligned"]), "alignment_mean": mean_estimate(m["alignment_mean"]),
+            "coherence_mean": mean_estimate(m["coherence_mean"])}
 
 
 def misalignment_vs_control(m: dict, c: dict) -> dict:

@@ -91,12 +91,21 @@ def model_bars(run: RunData) -> list[dict]:
 
 def probe_figures(run: RunData) -> dict:
     """Every probed model's headline figures per probe (summary.json's "figures"): one column per probe and
-    figure, in the order first met, and one row of values per model (None where a model lacks one)."""
+    figure, in the order first met, and one row of values per model (a number, an estimate with its 95% CI and n,
+    or None where a model lacks one)."""
     figures = {pid: m["figures"] for pid, m in run.models.items() if m.get("figures")}
     columns = list(dict.fromkeys((p, f) for figs in figures.values() for p, values in figs.items() for f in values))
     return {"columns": [{"probe": p, "figure": f} for p, f in columns],
-            "rows": [{"id": pid, "values": [_finite((figs.get(p) or {}).get(f)) for p, f in columns]}
+            "rows": [{"id": pid, "values": [_figure((figs.get(p) or {}).get(f)) for p, f in columns]}
                      for pid, figs in figures.items()]}
+
+
+def _figure(x):
+    """A figure as report data: a finite number, an estimate with finite parts (value, ci95, n), or None."""
+    if isinstance(x, dict):
+        ci = x.get("ci95")
+        return {"value": _finite(x.get("value")), "ci95": [_finite(c) for c in ci] if ci else None, "n": x.get("n")}
+    return _finite(x)
 
 
 # -------------------------------------------------------------------------------------------- effects

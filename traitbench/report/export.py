@@ -60,6 +60,19 @@ def _mean_stderr(values: list[float]) -> tuple[float, float]:
     return float(x.mean()), float(x.std(ddof=1) / math.sqrt(x.size)) if x.size > 1 else float("nan")
 
 
+def _value(figure):
+    """A figure's number (an estimate's value)."""
+    return figure.get("value") if isinstance(figure, dict) else figure
+
+
+def _stderr(figure):
+    """An estimate's standard error as its 95% CI's half-width / 1.96; "N/A" for a bare number."""
+    ci = figure.get("ci95") if isinstance(figure, dict) else None
+    if not ci or None in ci or not all(math.isfinite(c) for c in ci):
+        return "N/A"
+    return (ci[1] - ci[0]) / (2 * 1.959964)
+
+
 def inspect_log(run: Path, pid: str, probe: dict, rows: list[dict], variant: str, created: str) -> dict:
     """An inspect_ai EvalLog (as a dict) for one probed model and one question variant."""
     trait, system = probe.get("trait", "trait"), probe.get("system")
@@ -141,8 +154,8 @@ def lm_eval_results(run: Path, pid: str, probe: dict, summary: dict | None, crea
         better[task] = {"trait_rate": True, "trait_logprob": True, "answer_entropy_bits": True}
     for name, figures in (entry.get("figures") or {}).items():  # one task per registered probe
         task = f"traitbench_{name}"
-        results[task] = {"alias": task, **{f"{k},none": v for k, v in figures.items()},
-                         **{f"{k}_stderr,none": "N/A" for k in figures}}
+        results[task] = {"alias": task, **{f"{k},none": _value(v) for k, v in figures.items()},
+                         **{f"{k}_stderr,none": _stderr(v) for k, v in figures.items()}}
         configs[task] = {"task": task, "output_type": "generate_until", "num_fewshot": 0,
                          "metadata": {"probe": name, "trait": trait, "system": probe.get("system")}}
         versions[task] = 1

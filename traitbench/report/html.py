@@ -217,14 +217,26 @@ def _bars(rep: dict) -> str:
     return "".join(parts) + "</section>"
 
 
+def _figure_cell(v) -> str:
+    """A number, or an estimate as "value [low, high] n=…"."""
+    if isinstance(v, dict):
+        if v["value"] is None:
+            return f"{NOT_RUN} (n={v['n']})"
+        ci = v["ci95"]
+        bounds = f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci and None not in ci else ""
+        return f"{v['value']:.4g}{bounds} n={v['n']}"
+    return NOT_RUN if v is None else f"{v:.4g}"
+
+
 def _probe_figures(rep: dict) -> str:
     parts = ['<section id="probe-figures"><h2>Probe figures</h2>',
-             "<p>Each registered probe's headline figures per probed model (summary.json's \"figures\").</p>"]
+             "<p>Each registered probe's headline figures per probed model (summary.json's \"figures\"); rates and means "
+             "with their 95% CI and n.</p>"]
     for r in rep["runs"]:
         sid, f = slug(r["name"]), r["probe_figures"]
         parts.append(f'<h3>{e(r["name"])}</h3><div id="probe-figures-{sid}">')
         if f["rows"]:
-            rows = [[x["id"], *(NOT_RUN if v is None else f"{v:.4g}" for v in x["values"])] for x in f["rows"]]
+            rows = [[x["id"], *(_figure_cell(v) for v in x["values"])] for x in f["rows"]]
             parts.append(_table(["model", *(f"{c['probe']}: {c['figure']}" for c in f["columns"])], rows))
         else:
             parts.append(_notrun(f"probe figures: {NOT_RUN}"))
