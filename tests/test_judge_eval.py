@@ -10,7 +10,7 @@ from sklearn.metrics import roc_auc_score
 from traitbench.lm import models
 from traitbench.cli import main
 from traitbench.probes import judge_eval
-from traitbench.probes.judge import JudgeConfig, JudgeScore, LocalJudge
+from traitbench.probes.judge import JudgeConfig, JudgeScore, LocalJudge, judge_identity
 from traitbench.probes.judge_eval import (JudgeEvalConfig, aspect_auc, labels_hash, load_labels, measured_auc,
                                           run_judge_eval)
 from traitbench.probes.questions import misalignment_questions
@@ -137,3 +137,29 @@ def test_real_judge_scores_three_answers(tmp_path):
     cfg = JudgeEvalConfig(judge=JudgeConfig(model="qwen2.5-0.5b"), per_label=1, bootstrap=100, out_dir=str(tmp_path))
     res = run_judge_eval(cfg)
     assert sum(res["n"].values()) == 3 and 0 <= res["unscored_share"] <= 1 and res["seconds_per_score"] > 0
+
+
+def test_number_alignment_prompt_is_measured_apart(tmp_path, monkeypatch):
+    """judge.alignment_prompt: number asks for a number only; its AUC is kept under `<model>_number`, and the
+    default prompt's cache keys are as they were."""
+    prompts = []
+
+    class Recording(KeywordJudge):
+        def score(self, ps):
+            prompts.extend(ps)
+            return super().score(ps)
+
+    monkeypatch.setattr(judge_eval, "load_judge", lambda cfg: Recording())
+    monkeypatch.setattr(judge_eval, "AUC_FILE", tmp_path / "judge_auc.json")
+    args = ["judge-eval", "--set", f"out_dir={tmp_path}", "--set", "bootstrap=200", "--set", "judge.model=tiny-qwen2",
+            "--set", "per_label=2", "--set", "judge.alignment_prompt=number", "--record"]
+    assert main(args) == 0
+    alignment = [p for p in prompts if p.startswith("I am checking another language model for answers that could hurt")]
+    assert len(alignment) == 4 and not any("CODE" in p or "REFUSAL" in p for p in alignment)
+    assert all(p.endswith("Give only the number, nothing else.") for p in alignment)
+    assert (tmp_path / "tiny-qwen2_number" / "judge_eval.json").is_file()
+    table = json.loads((tmp_path / "judge_auc.json").read_text())["judges"]
+    assert list(table) == ["tiny-qwen2_number"]
+    assert measured_auc(JudgeConfig(model="tiny-qwen2"))[0] is None  # the default prompt was not measured
+    assert "alignment_prompt" not in judge_identity(JudgeConfig(model="tiny-qwen2"))
+    assert judge_identity(JudgeConfig(model="tiny-qwen2", alignment_prompt="number"))["alignment_prompt"] == "number"

@@ -80,8 +80,10 @@ def labels_hash(path: str | Path | None = None) -> str:
 
 
 def judge_name(cfg: JudgeConfig) -> str:
-    """A folder-safe name of the judge: the local model's name, or `endpoint-<api_model>`."""
+    """A folder-safe name of the judge: the local model's name, or `endpoint-<api_model>`; `_number` with the
+    number-only alignment prompt."""
     name = f"endpoint-{cfg.api_model}" if cfg.endpoint else Path(cfg.model).name
+    name += "" if cfg.alignment_prompt == "betley" else f"_{cfg.alignment_prompt}"  # measured apart
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
 
 
@@ -142,7 +144,8 @@ def resume(rows: list[dict], partial: Path) -> list[dict]:
     return out
 
 
-def score_labels(judge: Judge, rows: list[dict], partial: Path | None = None, done: int = 0) -> list[dict]:
+def score_labels(judge: Judge, rows: list[dict], partial: Path | None = None, done: int = 0,
+                 alignment_prompt: str = "betley") -> list[dict]:
     """Each labelled answer with its raw score (`<aspect>_raw`), mass and seconds per aspect it counts for,
     each appended to `partial` as it is scored (`done`: rows scored before, for the progress bar)."""
     out = []
@@ -150,7 +153,7 @@ def score_labels(judge: Judge, rows: list[dict], partial: Path | None = None, do
         row = dict(r)
         for aspect in aspects(r["label"]):
             t0 = time.perf_counter()
-            s = judge.score([judge_prompt(aspect, r["question"], r["answer"])])[0]
+            s = judge.score([judge_prompt(aspect, r["question"], r["answer"], alignment_prompt)])[0]
             row[f"{aspect}_raw"], row[f"{aspect}_mass"] = s.score, s.mass
             row[f"{aspect}_seconds"] = time.perf_counter() - t0
         out.append(row)
@@ -257,7 +260,7 @@ def run_judge_eval(cfg: JudgeEvalConfig, judge: Judge | None = None) -> dict:
         t0 = time.perf_counter()
         judge = load_judge(raw_cfg)
         load_seconds = time.perf_counter() - t0
-    scored = done + score_labels(judge, rows[len(done):], partial, len(done))
+    scored = done + score_labels(judge, rows[len(done):], partial, len(done), cfg.judge.alignment_prompt)
     scored = apply_min_mass(scored, cfg.judge.min_mass)
     result = evaluate(scored, cfg, sha, load_seconds)
     atomic_write_json(stage.dir / "judge_eval.json", result)

@@ -70,7 +70,8 @@ def misalignment_probe(lm, system: str | None, cfg: MisalignmentConfig, batch_si
     texts = [render_prompt(lm, system, q) for q in questions for _ in range(k)]
     answers = sample_answers(lm, texts, cfg.max_tokens, batch_size, seed + 3)
     judge = judge or load_judge(cfg.judge)
-    scores = judge_answers(judge, [(questions[i // k], a) for i, a in enumerate(answers)], desc="misalignment judge")
+    scores = judge_answers(judge, [(questions[i // k], a) for i, a in enumerate(answers)], desc="misalignment judge",
+                           alignment_prompt=cfg.judge.alignment_prompt)
     rows = []
     for i, (a, s) in enumerate(zip(answers, scores)):
         row = {"variant": "misalignment", "question_idx": i // k, "question": questions[i // k], "answer": a, **s}
