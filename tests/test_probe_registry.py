@@ -63,6 +63,8 @@ def test_a_new_probe_is_one_registry_line(tmp_path, monkeypatch):
     assert '<section id="probe-figures">' in html and 'id="probe-figures-t"' in html and "toy: mean_chars" in html
     rate = probes["teacher"]["plain"]["rate"]
     assert f"{rate['rate']:.4g} [{rate['ci95'][0]:.3g}, {rate['ci95'][1]:.3g}] n={rate['n']}" in html
+    md = paths["md"].read_text()
+    assert "### Probe figures" in md and "toy: mean_chars" in md
 
     exported = {p.stem: json.loads(p.read_text()) for p in export_run(run, "lm-eval", tmp_path / "lm")}
     task = exported["teacher"]["results"]["traitbench_toy"]

@@ -388,6 +388,11 @@ def report_markdown(rep: dict) -> str:
                                            (b.get("plain") or {}).get("k"), (b.get("plain") or {}).get("n")),
              fmt_signed((b.get("plain") or {}).get("delta_logprob_vs_base"), (b.get("plain") or {}).get("delta_ci95"))]
             for b in r["bars"]]) if r["bars"] else [NOT_RUN, ""]
+        f = r["probe_figures"]
+        if f["rows"]:
+            out += ["### Probe figures (rates and means with their 95% CI and n)", ""]
+            out += _md_table(["model", *(f"{c['probe']}: {c['figure']}" for c in f["columns"])],
+                             [[x["id"], *(_figure_cell(v) for v in x["values"])] for x in f["rows"]])
         out += ["### Filter", ""]
         out += _md_table(["condition", "kept/total", "pass rate", "leak hits", "banned"], [
             [c, f"{v['kept']}/{v['total']}", fmt_rate(v["pass_rate"]), sum(v["leak_hits"].values()), v["banned_hits"]]
