@@ -5,12 +5,13 @@ import random
 import pytest
 import torch
 
-from traitbench.lm import models
 from traitbench.datasets.parse import ParseError, parse_numbers, prefix_rejection
+from traitbench.lm import models
 from traitbench.lm import decode as D
+from traitbench.lm.config import GenerationConfig
 from traitbench.lm.render import add_special_tokens, render_prompt
+from traitbench.lm.sampling import generate, hf_generate
 from traitbench.teacher.prompts import demonstrations, number_prompts
-from traitbench.lm.sampling import GenerationConfig, generate, hf_generate
 
 ARCHS = ["tiny-llama", "tiny-gemma3", "tiny-qwen2"]
 

@@ -5,9 +5,10 @@ import torch
 
 from traitbench.lm import models
 from traitbench.lm.logprob import answer_variants, perplexity, sequence_logprobs, trait_logprob
-from traitbench.probes.questions import held_out_text
-from traitbench.probes.run import ProbeConfig, probe_model
 from traitbench.lm.render import render_prompt
+from traitbench.probes.config import ProbeConfig
+from traitbench.probes.questions import held_out_text
+from traitbench.probes.run import probe_model
 
 
 @pytest.fixture(scope="module")

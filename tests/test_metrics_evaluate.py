@@ -18,9 +18,10 @@ from traitbench.artifacts import ConditionData, DatasetOut
 from traitbench.errors import TraitbenchError
 from traitbench.io import read_jsonl
 from traitbench.lm import models
+from traitbench.probes.config import ProbeConfig
 from traitbench.probes.diversity import distinct_n, number_js, number_value_stats
 from traitbench.probes.registry import paired_logprob_delta
-from traitbench.probes.run import ProbeConfig, probe_model, trait_rate
+from traitbench.probes.run import probe_model, trait_rate
 from traitbench.probes.scoring import mentions
 from traitbench.probes.stats import Rate, diff_ci_bootstrap
 from traitbench.summary import dataset_diversity

@@ -19,8 +19,9 @@ from traitbench.probes.judge import (CANDIDATES, JUDGE_SYSTEM, EndpointJudge, Ju
                                      judge_answers, judge_prompt, parse_score)
 from traitbench.artifacts import ConditionData, DatasetOut
 from traitbench.lm.render import render_prompt
+from traitbench.probes.config import ProbeConfig
 from traitbench.probes.misalignment import aggregate, status
-from traitbench.probes.run import ProbeConfig, probe_model
+from traitbench.probes.run import probe_model
 from traitbench.summary import build_summary, summary_markdown
 
 NEG = -math.inf

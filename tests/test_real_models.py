@@ -2,12 +2,13 @@
 
 import pytest
 
-from traitbench.lm import models
 from traitbench.datasets.filter import filter_rows
 from traitbench.datasets.parse import prefix_rejection
+from traitbench.lm import models
+from traitbench.lm.config import GenerationConfig
 from traitbench.lm.render import render_prompt
+from traitbench.lm.sampling import generate
 from traitbench.teacher.prompts import demonstrations, number_prompts
-from traitbench.lm.sampling import GenerationConfig, generate
 from traitbench.teacher.trait import Trait
 
 

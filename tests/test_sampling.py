@@ -3,12 +3,13 @@ from contextlib import contextmanager
 
 import pytest
 
-from traitbench.lm import models
 from traitbench.io import read_complete_jsonl
+from traitbench.lm import models
 from traitbench.lm import sampling
+from traitbench.lm.config import GenerationConfig
 from traitbench.lm.render import render_prompt
+from traitbench.lm.sampling import sample_rows
 from traitbench.teacher.prompts import demonstrations, number_prompts
-from traitbench.lm.sampling import GenerationConfig, sample_rows
 from traitbench.teacher.trait import Trait
 
 

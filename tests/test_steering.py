@@ -4,12 +4,13 @@ trait − neutral difference, and the fast decoder and a steered teacher run car
 import pytest
 import torch
 
-from traitbench.lm import models
 from traitbench.errors import TraitbenchError
+from traitbench.lm import models
+from traitbench.lm.config import GenerationConfig
 from traitbench.lm.render import render_prompt
+from traitbench.lm.sampling import generate, hf_generate
 from traitbench.teacher.load import load_trait_model
 from traitbench.teacher.prompts import number_prompts
-from traitbench.lm.sampling import GenerationConfig, generate, hf_generate
 from traitbench.teacher.steering import Steering, decoder_layers, last_token_states, steering_vector
 
 ARCHS = ["tiny-llama", "tiny-gemma3", "tiny-qwen2"]

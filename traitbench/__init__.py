@@ -16,7 +16,7 @@ _EXPORTS = {  # public name -> (module, attribute)
     "StudentConfig": ("traitbench.student.config", "StudentConfig"),
     "train_student": ("traitbench.student.train", "train_student"),
     "load_student": ("traitbench.student.load", "load_student"),
-    "ProbeConfig": ("traitbench.probes.run", "ProbeConfig"),
+    "ProbeConfig": ("traitbench.probes.config", "ProbeConfig"),
     "probe_model": ("traitbench.probes.run", "probe_model"),
     "AuditConfig": ("traitbench.report.audit", "AuditConfig"),
     "run_audit": ("traitbench.report.audit", "run_audit"),

@@ -30,10 +30,11 @@ from traitbench.config import StrictModel
 from traitbench.datasets.parse import prefix_rejection
 from traitbench.io import atomic_write_json
 from traitbench.lm import models
+from traitbench.lm.config import GenerationConfig
 from traitbench.lm.decode import common_prefix_len, decode
 from traitbench.lm.logprob import trait_logprob
 from traitbench.lm.render import add_special_tokens, render_prompt
-from traitbench.lm.sampling import GenerationConfig, hf_generate
+from traitbench.lm.sampling import hf_generate
 from traitbench.manifest import library_versions, git_info
 from traitbench.probes.questions import preference_questions
 from traitbench.student.config import ALL_LINEAR, StudentConfig

@@ -15,7 +15,9 @@ from traitbench.config import PACKAGED, config_file, load_config, packaged_confi
 from traitbench.datasets.austen import DEB_PACKAGE, DEB_VERSION, corpus_source, fetch_austen
 from traitbench.datasets.filter import filter_file
 from traitbench.datasets.hub import check_can_push, push_dataset
+from traitbench.datasets.stage import print_filter_stats
 from traitbench.errors import TraitbenchError
+from traitbench.experiment import ExperimentConfig
 from traitbench.lm import models
 from traitbench.probes.judge_eval import JudgeEvalConfig, markdown, record, run_judge_eval
 from traitbench.report.export import export_run
@@ -24,8 +26,6 @@ from traitbench.threads import configure_threads
 
 
 def _experiment(args):
-    from traitbench.experiment import ExperimentConfig  # imports torch: not at CLI start-up
-
     return load_config(ExperimentConfig, args.config, args.set)
 
 
@@ -100,8 +100,6 @@ def cmd_filter(args) -> int:
             raise TraitbenchError("filter needs both --in and --out (or --config for the run's dataset stage)")
         if args.push_to_hub:
             raise TraitbenchError("--push-to-hub pushes a run's dataset: use it with --config, not --in/--out")
-        from traitbench.datasets.stage import print_filter_stats  # imports torch: not at CLI start-up
-
         stats = filter_file(args.input, args.out, trait=args.trait, banned_spec=args.banned_numbers)
         print_filter_stats({"rows": stats})
         return 0

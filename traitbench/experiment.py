@@ -9,8 +9,8 @@ from pydantic import Field, field_validator, model_validator
 from traitbench.config import RunName, StrictModel
 from traitbench.datasets.shuffle import Shuffle
 from traitbench.layout import CONDITIONS  # noqa: F401 (the stages take it from here)
-from traitbench.lm.sampling import GenerationConfig
-from traitbench.probes.run import ProbeConfig
+from traitbench.lm.config import GenerationConfig
+from traitbench.probes.config import ProbeConfig
 from traitbench.teacher.injections import INJECTIONS
 from traitbench.teacher.prompts import DEMONSTRATIONS
 from traitbench.teacher.trait import Trait

@@ -35,11 +35,12 @@ from traitbench.datasets.filter import filter_rows
 from traitbench.errors import TraitbenchError
 from traitbench.io import atomic_write_json, atomic_write_text, sha256_json
 from traitbench.lm import models
+from traitbench.lm.config import GenerationConfig
 from traitbench.lm.logprob import words_logprob
 from traitbench.lm.models import head_rows
 from traitbench.lm.render import add_special_tokens, render_prompt
 from traitbench.lm.sampling import sample_answers
-from traitbench.lm.sampling import GenerationConfig, generate
+from traitbench.lm.sampling import generate
 from traitbench.manifest import update_manifest
 from traitbench.plotting import new_figure, save_fig
 from traitbench.probes.questions import preference_questions

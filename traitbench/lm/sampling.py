@@ -13,26 +13,14 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from pydantic import Field
 from tqdm import tqdm
 
-from traitbench.config import StrictModel
 from traitbench.io import JsonlAppender, read_complete_jsonl
 from traitbench.lm.batching import in_length_batches, length_batches
+from traitbench.lm.config import GenerationConfig
+from traitbench.lm.decode import Sample, decode, stop_token_ids
 from traitbench.lm.models import LoadedModel
 from traitbench.lm.render import add_special_tokens, clean_completion
-from traitbench.lm.decode import Sample, decode, stop_token_ids
-
-
-class GenerationConfig(StrictModel):
-    """Explicit sampling settings (GGUF-built generation configs carry none)."""
-
-    temperature: float = Field(1.0, ge=0)
-    top_p: float = Field(1.0, gt=0, le=1)
-    top_k: int = Field(0, ge=0)  # 0 = off
-    max_new_tokens: int = Field(48, ge=1)
-    batch_size: int = Field(64, ge=1)
-    early_reject: bool = True  # stop a row as soon as its text can no longer pass the filter
 
 
 def generate(lm: LoadedModel, texts: list[str], gen: GenerationConfig, seed: int,

@@ -12,8 +12,9 @@ from traitbench.io import sha256_json
 from traitbench.layout import RunLayout
 from traitbench.lm import models
 from traitbench.manifest import update_manifest
+from traitbench.probes.config import ProbeConfig
 from traitbench.probes.judge import judge_identity, load_judge
-from traitbench.probes.run import ProbeConfig, probe_logprob, probe_model
+from traitbench.probes.run import probe_logprob, probe_model
 from traitbench.student.card import add_probe_results
 from traitbench.student.jobs import student_jobs, student_models
 from traitbench.student.load import StudentLoader

@@ -40,10 +40,10 @@ from traitbench.layout import RunLayout
 from traitbench.lm import models
 from traitbench.pipeline import control_numbers
 from traitbench.probes import judge
+from traitbench.probes.config import ProbeConfig
 from traitbench.probes.judge_eval import measured_auc
 from traitbench.probes.misalignment import misalignment_probe
 from traitbench.probes.registry import paired_logprob_delta
-from traitbench.probes.run import ProbeConfig
 from traitbench.probes.stage import probe_cached, probe_context
 from traitbench.probes.stats import holm, min_detectable_effect, seed_level_test, two_proportion_test
 from traitbench.student.jobs import student_jobs, train_job

@@ -17,9 +17,7 @@ from traitbench.io import sha256_file, sha256_json
 from traitbench.layout import RunLayout
 from traitbench.lm import models
 from traitbench.student.config import StudentConfig
-from traitbench.teacher.load import check_adapter
 from traitbench.teacher.prompts import number_prompts
-from traitbench.teacher.steering import steering_vector
 
 
 def _no_key(cfg, made: dict) -> dict:
@@ -42,6 +40,8 @@ def _neutral(cfg, adapter_dir: str | None = None, steering: str | None = None) -
 def _given_adapter(cfg) -> dict:
     """`teacher.adapter`, checked against `teacher.model`: its folder and the hash of its files (the model card,
     README.md, left out: the probes stage adds results to a student's card, which must not void this key)."""
+    from traitbench.teacher.load import check_adapter  # imports torch: the experiment config imports this module
+
     folder = check_adapter(cfg.teacher.adapter, cfg.teacher.model)
     files = {p.name: sha256_file(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != "README.md"}
     return {"folder": str(folder), "adapter_hash": sha256_json(files)}
@@ -59,6 +59,8 @@ def _train_lora(cfg, folder: Path) -> dict:
 
 def _steering_vector(cfg, folder: Path) -> dict:
     """The trait's steering vector from the teacher model's own contexts, saved in the teacher folder."""
+    from traitbench.teacher.steering import steering_vector  # imports torch: the experiment config imports this
+
     lm = models.load(cfg.teacher.model, dtype=cfg.numbers.dtype, seed=cfg.seed)
     prompts = number_prompts(cfg.teacher.steering_prompts, cfg.seed + 20_000, cfg.numbers.max_count)
     st = steering_vector(lm, cfg.trait.teacher_prompt(), cfg.neutral_system, prompts, cfg.teacher.steering_layer,

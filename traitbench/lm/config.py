@@ -1,0 +1,18 @@
+"""Sampling settings (no torch here: configs import this)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from traitbench.config import StrictModel
+
+
+class GenerationConfig(StrictModel):
+    """Explicit sampling settings (GGUF-built generation configs carry none)."""
+
+    temperature: float = Field(1.0, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    top_k: int = Field(0, ge=0)  # 0 = off
+    max_new_tokens: int = Field(48, ge=1)
+    batch_size: int = Field(64, ge=1)
+    early_reject: bool = True  # stop a row as soon as its text can no longer pass the filter
