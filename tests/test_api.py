@@ -40,6 +40,14 @@ def test_import_traitbench_does_not_import_torch():
     assert p.stdout.split() == ["False", "False", "False"]  # loading a config needs no torch either
 
 
+def test_the_command_line_and_the_configs_do_not_import_torch():
+    """`traitbench --help` and `traitbench config show` start without torch: the configs live in light modules."""
+    code = "import sys, traitbench.cli, traitbench.experiment; print('torch' in sys.modules)"
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["False"]
+
+
 def test_exports_are_the_implementations():
     from traitbench import config, errors, pipeline
     from traitbench.lm import models
