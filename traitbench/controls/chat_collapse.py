@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
 
-import torch
 from pydantic import Field, field_validator
 from tqdm.auto import tqdm
 

@@ -393,8 +393,7 @@ def model_path(name: str) -> Path | None:
 
 def load(name: str, dtype: str = "auto", device: str | None = None, seed: int = 0) -> LoadedModel:
     """Load a registry name, local folder or cached hub id (offline, no remote code, safetensors only)."""
-    # heavy (torch, transformers): only when a model loads, not for the registry (`models list`, the CLI)
-    import torch
+    # heavy (transformers): only when a model loads, not for the registry (`models list`, the CLI)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     spec = get_spec(name)
