@@ -92,8 +92,8 @@ def test_adapter_teacher_samples_base_plus_adapter_against_the_base(tmp_path):
     trait, control = (teacher_setup(cfg, c) for c in ("trait", "control"))
     assert (trait.model, trait.adapter_dir, trait.system) == ("tiny-llama", str(adapter), cfg.neutral_system)
     assert (control.model, control.adapter_dir, control.system) == ("tiny-llama", None, cfg.neutral_system)
-    w = {c: load_teacher(cfg, c, "float32").model.model.layers[0].self_attn.q_proj.weight
-         for c in ("trait", "control")}
+    w = {c: load_teacher(s, "float32", cfg.seed).model.model.layers[0].self_attn.q_proj.weight
+         for c, s in (("trait", trait), ("control", control))}
     assert not torch.allclose(w["trait"], w["control"])  # the adapter is merged into the trait teacher only
     out = pipeline.run_pipeline(cfg, "numbers")["numbers"]
     assert all(len(_raw(o)) == 4 for o in out.values())

@@ -87,7 +87,7 @@ def stage_probes(cfg: ExperimentConfig, teacher: TeacherOut, students: dict[str,
     setup = teacher.conditions["trait"]
     weights = INJECTIONS[cfg.teacher.injection].probe_key(cfg, teacher.made)
     out["teacher"] = probe_cached(cfg, rd, "teacher", {"kind": "teacher", "model": setup.model, "system": setup.system,
-                            "adapter": setup.trait_path, **weights}, lambda: load_teacher(cfg, "trait", dtype), judge)
+                            "adapter": setup.trait_path, **weights}, lambda: load_teacher(setup, dtype, cfg.seed), judge)
     for job in student_jobs(cfg):
         st = students[job.id]
         info = {"kind": "student", "model": job.model, "variant": job.variant, "condition": job.condition,

@@ -51,7 +51,7 @@ def sample_numbers(cfg: ExperimentConfig, teacher: TeacherOut, condition: str) -
     if raw.exists() and not stage.started_under_same_key():
         raw.unlink()  # partial work from another config: start over rather than mix settings
     stage.begin()
-    lm = load_teacher(cfg, condition, cfg.numbers.dtype)
+    lm = load_teacher(setup, cfg.numbers.dtype, cfg.seed)
     history = demonstrations(cfg.numbers.demonstrations)
     prompts = number_prompts(cfg.numbers.n_prompts, cfg.seed, cfg.numbers.max_count)
     rows = [{"idx": i, "prompt": p, "teacher": setup.model, "condition": condition,

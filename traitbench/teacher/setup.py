@@ -17,6 +17,6 @@ def teacher_setup(cfg: ExperimentConfig, condition: str) -> TeacherSetup:
     return INJECTIONS[cfg.teacher.injection].setup(cfg)
 
 
-def load_teacher(cfg: ExperimentConfig, condition: str, dtype: str = "auto") -> models.LoadedModel:
-    setup = teacher_setup(cfg, condition)
-    return load_trait_model(setup.model, setup.trait_path, dtype, seed=cfg.seed)
+def load_teacher(setup: TeacherSetup, dtype: str = "auto", seed: int = 0) -> models.LoadedModel:
+    """The teacher's weights as `setup` names them (the model, plus its trait adapter or steering vector)."""
+    return load_trait_model(setup.model, setup.trait_path, dtype, seed=seed)
