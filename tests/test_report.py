@@ -299,3 +299,55 @@ def test_playwright_bundled_chromium_is_found(tmp_path, monkeypatch):
         exe.write_text("#!/bin/sh\n")
         exe.chmod(0o755)
     assert render.find_chromium() == str(tmp_path / "playwright/chromium-1200/chrome-linux64/chrome")
+
+
+def test_sweep_bars_aggregate_per_kind(tmp_path, monkeypatch):
+    """A sweep-sized run (2 LoRA models + 4 further kinds × 5 seeds × trait/control, 2 bases, teacher: 63 models):
+    the bar chart has one row per kind × model × condition and per base/teacher, horizontal labels that never
+    overlap and a fixed width; the per-model table lists every model by kind, model, condition and seed."""
+    from traitbench.report import figures
+
+    variants = ["distill", "distill-r1", "distill-r64", "full"]
+    pairs = [("lora", "smollm2-135m", "same-family"), ("lora", "gemma3-270m", "cross-family"),
+             *((v, "smollm2-135m", "same-family") for v in variants)]
+    flat = [-6.0, -6.1, -5.9]
+    probes = {"base/smollm2-135m": _probe("base", "smollm2-135m", 2, flat, {"cat": 100}),
+              "base/gemma3-270m": _probe("base", "gemma3-270m", 1, flat, {"cat": 100}),
+              "teacher": _probe("teacher", "smollm2-135m", 40, [-1.0, -1.1, -0.9], {"owl": 40, "cat": 60})}
+    for seed in (4, 3, 2, 1, 0):  # written out of order: the table sorts them
+        for v, model, family in pairs:
+            for cond in ("trait", "control"):
+                k = 10 + seed if cond == "trait" else 2
+                probes[f"{model}/{v}/{cond}/seed{seed}"] = _student(model, v, cond, seed, family, k,
+                                                                    [x + 0.1 * seed for x in flat], {"owl": k})
+    run = _write_run(tmp_path, "sweep", "smollm2-135m", probes, {
+        "models": ["smollm2-135m", "gemma3-270m"], "seeds": [0, 1, 2, 3, 4], "train": {},
+        "variants": [{"name": v, "train": {"mode": "full" if v == "full" else "distill"}} for v in variants]})
+    drawn = []
+    real_png = figures._png
+    monkeypatch.setattr(figures, "_png", lambda fig, dpi=100: drawn.append(fig) or real_png(fig, dpi))
+    paths = write_report([run], tmp_path / "out")
+    (r,) = json.loads(paths["json"].read_text())["runs"]
+    assert len(r["bars"]) == len(probes) == 63
+    groups = r["kind_bars"]
+    assert len(groups) == len(pairs) * 2 + 3
+    assert [g["label"] for g in groups[:3]] == ["base · smollm2-135m", "base · gemma3-270m",
+                                                "teacher · smollm2-135m"]
+    g = next(g for g in groups if (g["variant"], g["model"], g["condition"]) == ("lora", "smollm2-135m", "trait"))
+    assert g["n_seeds"] == 5 and g["plain"]["rate"]["per_seed"] == pytest.approx([0.10, 0.11, 0.12, 0.13, 0.14])
+    assert g["plain"]["rate"]["mean"] == pytest.approx(0.12)
+    lo, hi = g["plain"]["rate"]["ci95"]  # t interval over 5 seeds: 0.12 ± 2.776 · 0.0158 / √5
+    assert hi - 0.12 == pytest.approx(0.12 - lo) == pytest.approx(0.01963, abs=1e-4)
+    fig = next(f for f in drawn if len(f.axes) == 2 and f.axes[0].get_xlabel() == "'owl' answers (%)")
+    assert fig.get_size_inches()[0] == 11.0
+    for ax in fig.axes:  # plain and numbers-prefixed: one bar per group each, not one per model
+        assert len(ax.patches) == 2 * len(groups)
+    labels = [t for t in fig.axes[0].get_yticklabels() if t.get_text()]
+    assert [t.get_text() for t in labels] == [g["label"] for g in groups] and all(t.get_rotation() == 0 for t in labels)
+    boxes = [t.get_window_extent() for t in labels]
+    assert not any(a.overlaps(b) for a, b in zip(boxes, boxes[1:]))
+    html = paths["html"].read_text()
+    table = re.search(r'<details id="models-sweep" open>.*?</details>', html, re.S).group(0)
+    ids = re.findall(r"<td>([^<]+)</td></tr>", table)
+    expected = [f"{m}/{v}/{c}/seed{s}" for v, m, _ in pairs for c in ("control", "trait") for s in range(5)]
+    assert ids == ["base/smollm2-135m", "base/gemma3-270m", "teacher", *expected]

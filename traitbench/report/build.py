@@ -1,6 +1,6 @@
 """Turn one or more runs into the report's data (`report.json`): the teacher-family × student-family
-effect matrix, per-model bars, every probe's headline figures, diversity, filter and provenance panels, and a
-generated method section.
+effect matrix, per-kind bars and the per-model table, every probe's headline figures, diversity, filter and
+provenance panels, and a generated method section.
 
 Everything here is plain data; `figures` and `html` draw and render it. A value that a run does not
 have is None and renders as "not run".
@@ -21,7 +21,7 @@ from traitbench.errors import TraitbenchError
 from traitbench.io import atomic_write_json, atomic_write_text, json_safe
 from traitbench.layout import RunLayout
 from traitbench.lm.models import get_spec, label as model_label
-from traitbench.probes.stats import holm, seed_level_test
+from traitbench.probes.stats import holm, mean_ci, seed_level_test
 from traitbench.report.data import CONDITIONS, NOT_RUN, STAGES, RunData, load_run
 from traitbench.report.html import report_html, report_markdown
 from traitbench.verdicts import ONE_RUN, sig_mark
@@ -68,24 +68,78 @@ def _variant_block(m: dict, v: str) -> dict | None:
 
 
 def model_bars(run: RunData) -> list[dict]:
-    """One bar per probed model: base, teacher, control and trait students of every kind."""
+    """One entry per probed model (base, teacher, control and trait students of every kind), ordered by kind
+    (config order), model (config order), condition and seed: the rows of the report's per-model table."""
     kinds = variant_kinds(run.config)
     order = {"base": 0, "teacher": 1, "student": 2}
+    rank = {v: i for i, v in enumerate(kinds)}
+    models = {m: i for i, m in enumerate((run.config.get("students") or {}).get("models") or [])}
     out = []
     for pid, m in run.models.items():
         kind = m.get("kind", "student")
         if kind == "student":
-            relation = m.get("family") or "student"
+            family = m.get("family") or "student"
             vk = kinds.get(m.get("variant", "lora"), m.get("variant", "lora"))
-            group = "control" if m.get("condition") == "control" else (relation if vk == "LoRA" else vk)
-            label = f"{group}: {m.get('model')} {m.get('variant')} s{m.get('seed')}"
+            group = "control" if m.get("condition") == "control" else (family if vk == "LoRA" else vk)
+            relation = m.get("relation") or family
         else:
-            group, label = kind, f"{kind}: {m.get('model')}"
-        out.append({"id": pid, "label": label, "kind": kind, "group": group, "model": m.get("model"),
-                    "variant": m.get("variant"), "condition": m.get("condition"), "seed": m.get("seed"),
-                    **{v: _variant_block(m, v) for v in VARIANTS}})
-    out.sort(key=lambda b: (order.get(b["kind"], 3), str(b["model"]), str(b["variant"]), str(b["seed"]),
-                            b["condition"] != "control"))
+            group, relation = kind, None
+        out.append({"id": pid, "kind": kind, "group": group, "model": m.get("model"),
+                    "variant": m.get("variant"), "relation": relation, "condition": m.get("condition"),
+                    "seed": m.get("seed"), **{v: _variant_block(m, v) for v in VARIANTS}})
+    out.sort(key=lambda b: (order.get(b["kind"], 3), rank.get(b["variant"], len(rank)), str(b["variant"]),
+                            models.get(b["model"], len(models)), str(b["model"]), str(b["condition"]),
+                            _seed_key(b["seed"])))
+    return out
+
+
+def _seed_key(seed) -> tuple:
+    return (0, seed, "") if isinstance(seed, (int, float)) else (1, 0, str(seed))
+
+
+def _seed_stat(values: list[float | None]) -> dict:
+    """Mean over seeds with its 95% t interval (None with one seed) and each seed's value."""
+    vals = [v for v in values if v is not None]
+    m = mean_ci(vals)
+    return {"mean": _finite(m.mean), "ci95": [_finite(m.lo), _finite(m.hi)] if len(vals) >= 2 else None,
+            "per_seed": vals}
+
+
+def _one_model(blk: dict | None) -> dict | None:
+    """A base or teacher model's block in the shape of a seed group's (its own CI, no seeds)."""
+    if not blk:
+        return None
+    return {"rate": {"mean": blk["rate"], "ci95": blk["ci95"], "per_seed": []},
+            "delta_logprob_vs_base": {"mean": blk["delta_logprob_vs_base"], "ci95": blk["delta_ci95"], "per_seed": []}}
+
+
+def kind_bars(bars: list[dict]) -> list[dict]:
+    """The per-model entries aggregated for the bar chart: base models and the teacher as their own bars (their
+    CI: Wilson for the rate, bootstrap for Δlog P), students as one bar per kind × model × condition: the mean
+    over seeds with a 95% t interval, and each seed's value."""
+    out, groups = [], {}
+    for b in bars:
+        if b["kind"] != "student":
+            blocks = {v: _one_model(b.get(v)) for v in VARIANTS}
+            out.append({"label": f"{b['kind']} · {b['model']}", "kind": b["kind"], "variant": None,
+                        "model": b["model"], "relation": None, "condition": None, "n_seeds": None, **blocks})
+            continue
+        key = (b["variant"], b["model"], b["condition"])
+        if key not in groups:
+            groups[key] = {"label": None, "kind": "student", "variant": b["variant"], "model": b["model"],
+                           "relation": b["relation"], "condition": b["condition"], "members": []}
+            out.append(groups[key])
+        groups[key]["members"].append(b)
+    for g in groups.values():
+        members = g.pop("members")
+        g["n_seeds"] = len(members)
+        relation = f" ({g['relation']})" if g["relation"] else ""
+        g["label"] = (f"{g['variant']} · {g['model']}{relation} · {g['condition']}, {len(members)} "
+                      f"seed{'s' * (len(members) != 1)}")
+        for v in VARIANTS:
+            have = [m[v] for m in members if m.get(v)]
+            g[v] = {k: _seed_stat([blk[k] for blk in have]) for k in ("rate", "delta_logprob_vs_base")} \
+                if have else None
     return out
 
 
@@ -330,12 +384,14 @@ def method_text(run: RunData) -> str:
 def run_report(run: RunData, out_dir: Path) -> dict:
     """The per-run part of the report."""
     summary = run.summary or {}
+    bars = model_bars(run)
     return {"name": run.name, "path": str(run.path), "trait": run.trait or None,
             "verdicts": summary.get("verdicts") or [], "dose_response": summary.get("dose_response") or [],
             "teacher": dict(run.teacher, family=family_of(run.teacher.get("model"))) if run.teacher else None,
             "probe_context": (run.summary or {}).get("probe_context"),
             "stages": {s: run.stages.get(s, False) for s in STAGES},
-            "bars": model_bars(run), "probe_figures": probe_figures(run), "effects": student_effects(run),
+            "bars": bars, "kind_bars": kind_bars(bars),
+            "probe_figures": probe_figures(run), "effects": student_effects(run),
             "diversity": diversity(run),
             "filter": filter_panel(run), "provenance": provenance(run, out_dir), "method": method_text(run),
             "notes": (run.summary or {}).get("notes")}

@@ -11,6 +11,7 @@ import math
 
 import matplotlib
 import numpy as np
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
 from traitbench.plotting import new_figure
@@ -147,39 +148,50 @@ def _group_color(group: str, extra: dict) -> str:
     return extra.setdefault(group, EXTRA_COLORS[len(extra) % len(EXTRA_COLORS)])
 
 
-def bars_png(bars: list[dict], trait: str) -> str | None:
-    """Trait rate (Wilson 95% CI) and Δlog P vs base (bootstrap 95% CI) per probed model, plain and
-    numbers-prefixed questions side by side."""
-    if not bars:
+BAR_COLORS = {"base": "#9e9e9e", "teacher": "#7b1fa2", "control": "#1f77b4", "trait": "#d62728"}
+BAR_PANELS = [("rate", 100.0, "'{trait}' answers (%)"), ("delta_logprob_vs_base", 1.0, "Δlog P(trait) vs base (nats)")]
+
+
+def bars_png(groups: list[dict], trait: str) -> str | None:
+    """Trait rate and Δlog P vs base per group of `build.kind_bars` (one row each: base models, the teacher,
+    and every student kind × model × condition), plain and numbers-prefixed questions as paired bars. A student
+    row: mean over seeds with its 95% t interval, each seed a dot. Horizontal, so labels never overlap; the
+    width is fixed and the height grows with the number of rows."""
+    if not groups:
         return None
-    fig, axes = new_figure(2, 1, figsize=(max(7.0, 0.9 * len(bars) + 3), 7.5))
-    x = np.arange(len(bars))
-    extra: dict = {}
-    colors = [_group_color(b["group"], extra) for b in bars]
-    for ax, (key, ci_key, scale, ylabel) in zip(axes[:, 0], [
-            ("rate", "ci95", 100.0, f"'{trait}' answers (%)"), ("delta_logprob_vs_base", "delta_ci95", 1.0,
-                                                                 "Δlog P(trait) vs base (nats)")]):
+    n = len(groups)
+    fig, axes = new_figure(1, 2, figsize=(11.0, 0.42 * n + 1.6), sharey=True)
+    y = np.arange(n)
+    colors = [BAR_COLORS.get(g["condition"] or g["kind"], "#555") for g in groups]
+    for ax, (key, scale, xlabel) in zip(axes[0], BAR_PANELS):
         for off, variant, hatch in [(-0.2, "plain", None), (0.2, "numbers_prefixed", "//")]:
-            vals, errs = [], [[], []]
-            for b in bars:
-                blk = b.get(variant) or {}
-                v = _num(blk.get(key)) * scale
-                lo, hi = _err(v, [c * scale if isinstance(c, (int, float)) else c for c in (blk.get(ci_key) or [])])
-                vals.append(v)
-                errs[0].append(lo)
-                errs[1].append(hi)
+            stats = [((g.get(variant) or {}).get(key)) or {} for g in groups]
+            vals = [_num(s.get("mean")) * scale for s in stats]
             if all(math.isnan(v) for v in vals):
                 continue
-            ax.bar(x + off, np.nan_to_num(vals), 0.38, yerr=errs, color=colors, hatch=hatch, capsize=3,
-                   edgecolor="black", linewidth=0.5, label=variant.replace("_", "-"))
-        ax.axhline(0, color="black", lw=0.5)
-        ax.set_ylabel(ylabel)
-        ax.set_xticks(x, [b["label"].replace(": ", "\n") for b in bars], fontsize=7, rotation=0)
+            errs = np.array([_err(v, [c * scale if isinstance(c, (int, float)) else c for c in s.get("ci95") or []])
+                             for v, s in zip(vals, stats)]).T
+            ax.barh(y + off, np.nan_to_num(vals), 0.38, xerr=errs, color=colors, hatch=hatch, capsize=2,
+                    edgecolor="black", linewidth=0.5, error_kw={"lw": 0.8})
+            for i, s in enumerate(stats):
+                seeds = [x * scale for x in s.get("per_seed") or [] if isinstance(x, (int, float))]
+                ax.scatter(seeds, [i + off] * len(seeds), s=9, color="black", alpha=0.6, zorder=3, linewidths=0)
+        for i in range(1, n):  # a rule between kind × model blocks
+            if (groups[i]["variant"], groups[i]["model"]) != (groups[i - 1]["variant"], groups[i - 1]["model"]):
+                ax.axhline(i - 0.5, color="#bbb", lw=0.6)
+        ax.axvline(0, color="black", lw=0.5)
+        ax.set_xlabel(xlabel.format(trait=trait))
+        ax.grid(axis="x", color="#eee")
+        ax.set_axisbelow(True)
+    axes[0, 0].set_yticks(y, [g["label"] for g in groups], fontsize=8)
+    axes[0, 0].set_ylim(n - 0.5, -0.5)
     handles = [Patch(facecolor="white", edgecolor="black", label="plain question"),
-               Patch(facecolor="white", edgecolor="black", hatch="//", label="numbers-prefixed")]
-    handles += [Patch(color=c, label=g) for g, c in dict(zip([b["group"] for b in bars], colors)).items()]
-    axes[0, 0].legend(handles=handles, fontsize=7, ncols=2)
-    axes[0, 0].set_title("per model kind: base, teacher, control and trait students (whiskers: 95% CI)", fontsize=10)
+               Patch(facecolor="white", edgecolor="black", hatch="//", label="numbers-prefixed"),
+               *(Patch(color=c, label=k) for k, c in BAR_COLORS.items()),
+               Line2D([], [], marker="o", ls="", color="black", alpha=0.6, ms=4, label="one seed")]
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8, frameon=False)
+    fig.suptitle("per student kind × model × condition: mean over seeds (whiskers: 95% t interval over seeds, dots: "
+                 "seeds); base and teacher: one model (95% CI)", fontsize=9)
     return _png(fig)
 
 

@@ -180,6 +180,24 @@ def _heat_rows(h: dict, html_out: bool = True) -> list[list]:
     return rows
 
 
+MODEL_HEADERS = ["kind", "model", "condition", "seed", "relation", "trait rate (95% CI)", "Δlog P vs base (95% CI)",
+                 "numbers-prefixed rate", "probe"]
+
+
+def _model_rows(bars: list[dict]) -> list[list]:
+    """The per-model table: one row per probed model, in `build.model_bars`' order (kind, model, condition, seed)."""
+    rows = []
+    for b in bars:
+        p, q = b.get("plain") or {}, b.get("numbers_prefixed") or {}
+        student = b["kind"] == "student"
+        rows.append([b["variant"] if student else b["kind"], b["model"], b.get("condition") or "—",
+                     b["seed"] if student else "—", b.get("relation") or "—",
+                     fmt_rate(p.get("rate"), p.get("ci95"), p.get("k"), p.get("n")),
+                     fmt_signed(p.get("delta_logprob_vs_base"), p.get("delta_ci95")),
+                     fmt_rate(q.get("rate"), q.get("ci95"), q.get("k"), q.get("n")) if q else NOT_RUN, b["id"]])
+    return rows
+
+
 def _bars(rep: dict) -> str:
     parts = ['<section id="bars"><h2>Trait rates and Δlog P per student kind</h2>']
     for r in rep["runs"]:
@@ -190,16 +208,13 @@ def _bars(rep: dict) -> str:
             note = _notrun(f"{NOT_RUN}: no probed models (summary.json missing)")
             parts.append(f'<figure id="bars-{sid}">{note}</figure>')
             continue
-        parts.append(_img(figures.bars_png(r["bars"], word), f"bars for {r['name']}", f"bars-{sid}",
-                          "bars: plain question (solid) and numbers-prefixed (hatched); whiskers 95% CI"))
-        rows = []
-        for b in r["bars"]:
-            p, q = b.get("plain") or {}, b.get("numbers_prefixed") or {}
-            rows.append([b["id"], b["group"], fmt_rate(p.get("rate"), p.get("ci95"), p.get("k"), p.get("n")),
-                         fmt_signed(p.get("delta_logprob_vs_base"), p.get("delta_ci95")),
-                         fmt_rate(q.get("rate"), q.get("ci95"), q.get("k"), q.get("n")) if q else NOT_RUN])
-        parts.append(_table(["model", "kind", "trait rate (95% CI)", "Δlog P vs base (95% CI)", "numbers-prefixed rate"],
-                            rows))
+        parts.append(_img(figures.bars_png(r.get("kind_bars") or [], word), f"bars for {r['name']}", f"bars-{sid}",
+                          "one row per student kind × model × condition (mean over seeds, whiskers: 95% t interval "
+                          "over seeds, dots: seeds) and per base model and teacher; plain question (solid) and "
+                          "numbers-prefixed (hatched)"))
+        parts.append(f'<details id="models-{sid}" open><summary>every probed model ({len(r["bars"])}), by kind, '
+                     "model, condition and seed</summary>" + _table(MODEL_HEADERS, _model_rows(r["bars"])) +
+                     "</details>")
         if r["effects"]:
             rows = []
             for x in r["effects"]:
@@ -383,11 +398,7 @@ def report_markdown(rep: dict) -> str:
             out += _md_table(VERDICT_HEADERS, [[html.unescape(re.sub(r"<[^>]+>", "", str(c))) for c in row]
                                                for row in _verdict_rows(r["verdicts"])])
         out += ["### Models", ""]
-        out += _md_table(["model", "kind", "trait rate (95% CI)", "Δlog P vs base (95% CI)"], [
-            [b["id"], b["group"], fmt_rate((b.get("plain") or {}).get("rate"), (b.get("plain") or {}).get("ci95"),
-                                           (b.get("plain") or {}).get("k"), (b.get("plain") or {}).get("n")),
-             fmt_signed((b.get("plain") or {}).get("delta_logprob_vs_base"), (b.get("plain") or {}).get("delta_ci95"))]
-            for b in r["bars"]]) if r["bars"] else [NOT_RUN, ""]
+        out += _md_table(MODEL_HEADERS, _model_rows(r["bars"])) if r["bars"] else [NOT_RUN, ""]
         f = r["probe_figures"]
         if f["rows"]:
             out += ["### Probe figures (rates and means with their 95% CI and n)", ""]
