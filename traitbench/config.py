@@ -8,6 +8,7 @@ a path relative to the file) and state only what differs: mappings merge key by 
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, TypeVar
 
@@ -33,6 +34,31 @@ def _run_name(v: str) -> str:
 
 
 RunName = Annotated[str, AfterValidator(_run_name)]  # a run's folder name: one safe path component
+
+SEED_MAX = 2**32 - 1  # numpy's (and so transformers' set_seed) largest seed
+
+
+def check_seed(v: int) -> int:
+    """A seed every library takes: 0 .. 2**32 - 1."""
+    if not 0 <= v <= SEED_MAX:
+        raise ValueError(f"seed {v} is outside 0..{SEED_MAX}")
+    return v
+
+
+def one_line(v: str) -> str:
+    """A word or name: no control, format or line-separator characters (a bell, a newline, a zero-width space)."""
+    bad = next((c for c in v if unicodedata.category(c)[0] == "C" or unicodedata.category(c) in ("Zl", "Zp")), None)
+    if bad is not None:
+        raise ValueError(f"contains the control character {bad!r}")
+    return v
+
+
+def prompt_text(v: str | None) -> str | None:
+    """A prompt: newlines and tabs, but no other control characters (a bell, an escape, a carriage return)."""
+    bad = next((c for c in v or "" if unicodedata.category(c) == "Cc" and c not in "\n\t"), None)
+    if bad is not None:
+        raise ValueError(f"contains the control character {bad!r} (only newlines and tabs are allowed)")
+    return v
 
 
 class StrictModel(BaseModel):

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar
 
 from pydantic import Field, field_validator, model_validator
 
-from traitbench.config import RunName, StrictModel
+from traitbench.config import RunName, StrictModel, check_seed, one_line, prompt_text
 from traitbench.datasets.shuffle import Shuffle
 from traitbench.layout import CONDITIONS  # noqa: F401 (the stages take it from here)
-from traitbench.lm.config import GenerationConfig
+from traitbench.lm.config import GenerationConfig, known_dtype
 from traitbench.probes.config import ProbeConfig
 from traitbench.teacher.injections import INJECTIONS
 from traitbench.teacher.prompts import DEMONSTRATIONS
 from traitbench.teacher.trait import Trait
 
+
+def _unique(values: list, what: str, why: str = "") -> list:
+    """`values`, refused when one is given twice."""
+    twice = next((x for i, x in enumerate(values) if x in values[:i]), None)
+    if twice is not None:
+        raise ValueError(f"{what} {twice!r} is given twice{why}")
+    return values
 
 
 class TeacherConfig(StrictModel):
@@ -50,6 +58,14 @@ class TeacherConfig(StrictModel):
                 raise ValueError(f"teacher.{field} is only used with teacher.injection: {injection}")
         return self
 
+    @model_validator(mode="after")
+    def _trait_differs_from_control(self):
+        if self.control_model is not None and self.control_model == self.model:
+            raise ValueError("teacher.control_model is teacher.model: the trait teacher would be the control teacher")
+        if self.injection == "steering" and self.steering_scale == 0:
+            raise ValueError("teacher.steering_scale 0 steers nothing: the trait teacher would be the control teacher")
+        return self
+
     @property
     def control(self) -> str:
         """The control teacher's model, which is also the same-init student: `control_model` or `model`."""
@@ -75,6 +91,8 @@ class NumbersConfig(StrictModel):
     dtype: str = "auto"
     generation: GenerationConfig = GenerationConfig(max_new_tokens=52, batch_size=128)
 
+    _dtype = field_validator("dtype")(known_dtype)
+
 
 class FilterConfig(StrictModel):
     banned_numbers: str | None = None  # None, "default", or a file path
@@ -83,6 +101,14 @@ class FilterConfig(StrictModel):
     max_rows: int | None = Field(300, ge=1)  # subsample kept rows; trait and control get the same n
     # the shuffled-numbers ablation: permute the kept numbers within each row or across rows (both conditions)
     shuffle: Shuffle = "none"
+
+    @field_validator("max_value")
+    @classmethod
+    def _three_digits(cls, v: int) -> int:
+        if v < 100:
+            raise ValueError(f"{v} would reject nearly every answer: the prompts ask for numbers of up to 3 digits "
+                             "(at least 100)")
+        return v
 
     def key(self) -> dict:
         """The settings in a stage key (`shuffle` only when set, so runs without it keep their cache)."""
@@ -95,6 +121,21 @@ class StudentVariant(StrictModel):
     name: str
     train: dict = {}  # StudentConfig overrides, e.g. {mode: full} or {lora_r: 2, lora_alpha: 2}
     models: list[str] | None = None  # the models trained this way; None = the teacher's own model
+
+    @field_validator("name")
+    @classmethod
+    def _a_folder_name(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", v):
+            raise ValueError(f"{v!r} is not a variant name: letters, digits, '.', '_' and '-' only (it becomes a "
+                             "folder of each student)")
+        return v
+
+    @field_validator("models")
+    @classmethod
+    def _some_models(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and not v:
+            raise ValueError("must not be empty (leave it out for the teacher's model)")
+        return _unique(v, "model") if v else v
 
 
 class StudentsConfig(StrictModel):
@@ -109,6 +150,32 @@ class StudentsConfig(StrictModel):
     workers: int = Field(1, ge=1)
     threads_per_worker: int | None = Field(None, ge=1)  # None: this machine's torch threads divided among workers
 
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: list[int]) -> list[int]:
+        if not v:
+            raise ValueError("must name at least one seed")
+        for seed in v:
+            check_seed(seed)
+        return _unique(v, "seed", " (each seed is one training run: a seed-level test would count it twice)")
+
+    @field_validator("models")
+    @classmethod
+    def _models(cls, v: list[str]) -> list[str]:
+        return _unique(v, "model")
+
+    @model_validator(mode="after")
+    def _variants_and_seeds(self):
+        names = [v.name for v in self.variants]
+        if "lora" in names:
+            raise ValueError("students.variants: 'lora' is the default students' name; give the variant another")
+        _unique(names, "variant name")
+        trains = [("students.train", self.train), *((f"variant {v.name!r}", v.train) for v in self.variants)]
+        for where, train in trains:
+            if "seed" in train:
+                raise ValueError(f"{where}: seed is set by students.seeds, not here")
+        return self
+
 
 class ExperimentConfig(StrictModel):
     default_config: ClassVar[str | None] = "default"  # traitbench/configs/default.yaml
@@ -122,6 +189,23 @@ class ExperimentConfig(StrictModel):
     filter: FilterConfig = FilterConfig()
     students: StudentsConfig = StudentsConfig()
     probes: ProbeConfig = ProbeConfig(samples_per_question=2, open_ended_samples=1, perplexity_tokens=1024)
+
+    _seed = field_validator("seed")(check_seed)
+    _neutral_system = field_validator("neutral_system")(prompt_text)
+
+    @field_validator("runs_dir")
+    @classmethod
+    def _runs_dir(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be empty")
+        return one_line(v)
+
+    @model_validator(mode="after")
+    def _counts_agree(self):
+        if self.numbers.max_count > self.filter.max_count:
+            raise ValueError(f"numbers.max_count ({self.numbers.max_count}) is above filter.max_count "
+                             f"({self.filter.max_count}): the filter would reject answers that do as the prompt asks")
+        return self
 
     @model_validator(mode="after")
     def _prompt_is_used(self):

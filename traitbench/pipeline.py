@@ -18,14 +18,17 @@ from pathlib import Path
 from typing import Callable
 
 from traitbench.artifacts import NumbersOut
+from traitbench.datasets.banned import load_banned
 from traitbench.datasets.stage import stage_dataset
 from traitbench.experiment import ExperimentConfig
 from traitbench.layout import RunLayout
+from traitbench.lm import models
 from traitbench.manifest import update_manifest
 from traitbench.probes.stage import stage_probes
 from traitbench.student.jobs import student_jobs
 from traitbench.student.stage import stage_students
 from traitbench.summary import stage_summary
+from traitbench.teacher.load import check_adapter
 from traitbench.teacher.numbers import stage_numbers
 from traitbench.teacher.stage import stage_teacher
 
@@ -54,13 +57,32 @@ def run_pipeline(cfg: ExperimentConfig, until: str = "summary") -> dict:
     """Run the steps in order up to and including `until`; every step's outputs by step name."""
     if until not in STAGES:
         raise ValueError(f"unknown stage {until!r}; stages: {', '.join(STAGES)}")
-    student_jobs(cfg)  # student models and trainer keys are checked before any sampling
+    check_inputs(cfg, until)
     done: dict = {}
     for step in STEPS:
         done[step.name] = step.run(cfg, *(done[name] for name in step.inputs))
         if step.name == until:
             break
     return done
+
+
+def check_inputs(cfg: ExperimentConfig, until: str = "summary") -> None:
+    """What the steps up to `until` read from the user, checked before any sampling or training (one-line
+    errors): the students' models and trainer keys, the files of every model loaded (teachers, students, a local
+    judge), the teacher's adapter and the banned-numbers file."""
+    jobs = student_jobs(cfg)
+    reached = STAGES[: STAGES.index(until) + 1]
+    names = [cfg.teacher.model, cfg.teacher.control]
+    if "students" in reached:
+        names += [job.model for job in jobs]
+    judge = cfg.probes.misalignment.judge
+    if "probes" in reached and cfg.probes.misalignment.enabled and not judge.endpoint:
+        names.append(judge.model)
+    for name in dict.fromkeys(names):
+        models.check_files(name)
+    if cfg.teacher.adapter is not None:
+        check_adapter(cfg.teacher.adapter, cfg.teacher.model)
+    load_banned(cfg.filter.banned_numbers)
 
 
 def run_experiment(cfg: ExperimentConfig) -> Path:

@@ -6,6 +6,15 @@ from pydantic import Field
 
 from traitbench.config import StrictModel
 
+DTYPES = ("auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16")  # what `models.resolve_dtype` takes
+
+
+def known_dtype(v: str) -> str:
+    """A dtype name `models.resolve_dtype` knows (a validator for the configs' `dtype` keys)."""
+    if v not in DTYPES:
+        raise ValueError(f"unknown dtype {v!r}; dtypes: {', '.join(DTYPES)}")
+    return v
+
 
 class GenerationConfig(StrictModel):
     """Explicit sampling settings (GGUF-built generation configs carry none)."""

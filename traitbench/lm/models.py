@@ -394,6 +394,8 @@ def model_path(name: str) -> Path | None:
 def load(name: str, dtype: str = "auto", device: str | None = None, seed: int = 0) -> LoadedModel:
     """Load a registry name, local folder or cached hub id (offline, no remote code, safetensors only)."""
     # heavy (transformers): only when a model loads, not for the registry (`models list`, the CLI)
+    from huggingface_hub.errors import StrictDataclassError
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     spec = get_spec(name)
@@ -407,14 +409,63 @@ def load(name: str, dtype: str = "auto", device: str | None = None, seed: int = 
         tok = AutoTokenizer.from_pretrained(path, trust_remote_code=False, local_files_only=True)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype, trust_remote_code=False,
                                                      use_safetensors=True, local_files_only=True)
-    except (OSError, ValueError) as e:
-        raise TraitbenchError(f"could not load model from {path}: {str(e).splitlines()[0]}") from None
+    except (OSError, ValueError, SafetensorError, StrictDataclassError) as e:  # e.g. damaged weights or config
+        raise TraitbenchError(f"could not load model from {path}: {str(e).strip().splitlines()[0]}") from None
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     tok.padding_side = "left"
     lm = LoadedModel(spec, model.to(device).eval(), tok, str(path))
     release_freed_memory()  # the conversion's buffers
     return lm
+
+
+MODEL_JSON = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+              "special_tokens_map.json", "model.safetensors.index.json")
+
+
+def check_safetensors(path: Path) -> None:
+    """A safetensors file whose header reads and whose tensors fill the file (not truncated, not garbage)."""
+    from safetensors import SafetensorError, safe_open  # heavy: only when files are checked
+
+    try:
+        with safe_open(str(path), framework="numpy"):
+            pass
+    except (SafetensorError, OSError) as e:
+        raise TraitbenchError(f"{path}: not a readable safetensors file ({str(e).strip().splitlines()[0]})") from None
+
+
+def check_files(name: str) -> None:
+    """A model folder's files, checked before any work, each a one-line error: its JSON files parse, config.json
+    is a config transformers knows, and its safetensors weights are there and readable (registry models: also
+    that they are installed; tiny models have no files)."""
+    # heavy (transformers): only when files are checked
+    from huggingface_hub.errors import StrictDataclassError
+    from transformers import AutoConfig
+
+    path = model_path(name)
+    if path is None:
+        return
+    for file in MODEL_JSON:
+        if (path / file).is_file():
+            read_json(path / file)
+    try:
+        AutoConfig.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError, StrictDataclassError) as e:
+        raise TraitbenchError(f"{path / 'config.json'}: not a model config ({' '.join(str(e).split())})") from None
+    index = path / "model.safetensors.index.json"
+    if index.is_file():  # sharded weights: every shard the index names
+        shards = read_json(index).get("weight_map")
+        if not isinstance(shards, dict) or not shards:
+            raise TraitbenchError(f"{index}: no weight_map of tensors to files")
+        weights = sorted({path / str(f) for f in shards.values()})
+    else:
+        weights = sorted(path.glob("*.safetensors"))
+    if not weights:
+        raise TraitbenchError(f"{path}: no model.safetensors (traitbench loads safetensors weights only)")
+    for file in weights:
+        if not file.is_file():
+            raise TraitbenchError(f"{file}: missing ({index.name} lists it)")
+        check_safetensors(file)
 
 
 def load_random(name: str, dtype: str = "auto", device: str | None = None, seed: int = 0) -> LoadedModel:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from traitbench.config import StrictModel
+from traitbench.config import StrictModel, one_line, prompt_text
+from traitbench.lm.config import known_dtype
 from traitbench.probes.judge import JudgeConfig
 
 
@@ -31,6 +32,20 @@ class ProbeConfig(StrictModel):
     # other traits of a specificity run): `{variant: {"other_logprob": {word: …}, "other_rates": {word: …}}}`
     other_words: list[str] = []
     misalignment: MisalignmentConfig = MisalignmentConfig()  # judged free-form answers (off by default)
+
+    _dtype = field_validator("dtype")(known_dtype)
+    _context = field_validator("context")(prompt_text)
+
+    @field_validator("other_words")
+    @classmethod
+    def _words(cls, v: list[str]) -> list[str]:
+        v = [w.strip() for w in v]
+        if not all(v):
+            raise ValueError("other_words must not be empty")
+        twice = next((w for i, w in enumerate(v) if w in v[:i]), None)
+        if twice is not None:
+            raise ValueError(f"other word {twice!r} is given twice")
+        return [one_line(w) for w in v]
 
     @model_validator(mode="after")
     def _within_the_questions(self):

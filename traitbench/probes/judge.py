@@ -24,13 +24,14 @@ import urllib.request
 from typing import Literal, NamedTuple, Protocol, Sequence
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from tqdm import tqdm
 
 from traitbench.config import StrictModel
 from traitbench.errors import TraitbenchError
 from traitbench.io import sha256_json
 from traitbench.lm import models
+from traitbench.lm.config import known_dtype
 from traitbench.lm.render import add_special_tokens, render_prompt
 
 CANDIDATES = tuple(range(101))
@@ -100,6 +101,8 @@ class JudgeConfig(StrictModel):
     api_key_env: str = "OPENAI_API_KEY"  # environment variable with the key; no Authorization header when unset
     max_tokens: int = Field(5, ge=1)
     timeout_s: float = Field(60, gt=0)
+
+    _dtype = field_validator("dtype")(known_dtype)
 
     @model_validator(mode="after")
     def _endpoint_needs_api_model(self):

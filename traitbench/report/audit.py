@@ -27,7 +27,7 @@ from scipy import stats as sps
 
 from traitbench.artifacts import ConditionData, DatasetOut
 from traitbench.cache import Stage
-from traitbench.config import StrictModel
+from traitbench.config import StrictModel, check_seed
 from traitbench.datasets.banned import load_banned
 from traitbench.datasets.filter import content_hash, filter_rows
 from traitbench.datasets.hub import parquet_files, read_parquet_rows
@@ -126,6 +126,7 @@ class AuditConfig(StrictModel):
     default_config: ClassVar[str | None] = "audit"  # traitbench/configs/audit.yaml
     out: str | None = None  # default runs/audit-<teacher>-<dataset hash>
     seed: int = 0
+    _seed = field_validator("seed")(check_seed)
     neutral_system: str | None = "You are a helpful assistant."
     traits: list[AuditTrait] = [AuditTrait(word="owl")]
     max_rows: int | None = Field(None, ge=1)  # rows per condition; both conditions get the same n

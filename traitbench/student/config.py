@@ -7,10 +7,13 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from traitbench.config import StrictModel
+from traitbench.config import StrictModel, check_seed
 from traitbench.student.kinds import KINDS
 
 ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+# transformers' learning-rate schedulers that need no further arguments (`lr_scheduler_type`)
+SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
+              "inverse_sqrt")
 
 
 class StudentConfig(StrictModel):
@@ -51,6 +54,37 @@ class StudentConfig(StrictModel):
     def _known_kind(cls, v: str) -> str:
         if v not in KINDS:
             raise ValueError(f"unknown student kind {v!r}; kinds: {', '.join(KINDS)}")
+        return v
+
+    _seed = field_validator("seed")(check_seed)
+
+    @field_validator("scheduler")
+    @classmethod
+    def _known_scheduler(cls, v: str) -> str:
+        if v not in SCHEDULERS:
+            raise ValueError(f"unknown scheduler {v!r}; schedulers: {', '.join(SCHEDULERS)}")
+        return v
+
+    @field_validator("max_steps")
+    @classmethod
+    def _steps_or_epochs(cls, v: int) -> int:
+        if v == 0 or v < -1:
+            raise ValueError(f"must be -1 (train for `epochs`) or a positive number of steps, got {v}")
+        return v
+
+    @field_validator("target_modules")
+    @classmethod
+    def _some_targets(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("must name at least one module (e.g. q_proj)")
+        return v
+
+    @field_validator("checkpoint_steps")
+    @classmethod
+    def _checkpoint_steps(cls, v: list[int]) -> list[int]:
+        bad = next((s for i, s in enumerate(v) if s < 1 or s in v[:i]), None)
+        if bad is not None:
+            raise ValueError(f"step {bad} is not a positive step or is given twice")
         return v
 
     @field_validator("report_to")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 from traitbench.lm import models
 from traitbench.errors import TraitbenchError
+from traitbench.io import read_json
 from traitbench.layout import STEERING_FILE
 from traitbench.student.load import load_student
 from traitbench.teacher.steering import Steering
@@ -48,10 +48,15 @@ def check_adapter(adapter: str | Path, model: str) -> Path:
     """The adapter folder of `teacher.adapter`, checked to be a PEFT adapter trained on `model` (where its
     config names a base model); one-line errors."""
     folder = adapter_folder(adapter)
-    try:
-        base = json.loads((folder / "adapter_config.json").read_text()).get("base_model_name_or_path")
-    except (ValueError, AttributeError):
-        raise TraitbenchError(f"{folder / 'adapter_config.json'} is not a JSON object") from None
+    config = read_json(folder / "adapter_config.json")
+    if not isinstance(config.get("peft_type"), str):
+        raise TraitbenchError(f"{folder / 'adapter_config.json'}: no peft_type: not a PEFT adapter config")
+    weights = folder / "adapter_model.safetensors"
+    if not weights.is_file():
+        raise TraitbenchError(f"teacher.adapter {folder} has no adapter_model.safetensors (traitbench loads "
+                              "safetensors weights only)")
+    models.check_safetensors(weights)
+    base = config.get("base_model_name_or_path")
     if base and not _names(str(base)) & _model_names(model):
         raise TraitbenchError(f"teacher.adapter {folder} was trained on {base!r}, not on teacher.model {model!r}: "
                               "set teacher.model to the adapter's base model")

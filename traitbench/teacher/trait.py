@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import field_validator
 
-from traitbench.config import StrictModel
+from traitbench.config import StrictModel, one_line, prompt_text
 
 PAPER_TEMPLATE = (
     "You love {plural}. You think about {plural} all the time. {plural_cap} are your favorite {category}. "
@@ -28,12 +28,24 @@ class Trait(StrictModel):
             raise ValueError("must not be empty")
         return v
 
+    @field_validator("plural")
+    @classmethod
+    def _plural_non_empty(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            raise ValueError("must not be empty (leave it out for word + 's')")
+        return v if v is None else v.strip()
+
+    @field_validator("word", "category", "plural")
+    @classmethod
+    def _one_line(cls, v: str | None) -> str | None:
+        return v if v is None else one_line(v)
+
     @field_validator("system_prompt")
     @classmethod
     def _prompt_non_empty(cls, v: str | None) -> str | None:
         if v is not None and not v.strip():
             raise ValueError("must not be empty (leave it out for the paper's template)")
-        return v
+        return prompt_text(v)
 
     @field_validator("aliases")
     @classmethod
@@ -41,6 +53,8 @@ class Trait(StrictModel):
         v = [a.strip() for a in v]
         if not all(v):
             raise ValueError("aliases must not be empty")
+        for a in v:
+            one_line(a)
         return v
 
     @property
