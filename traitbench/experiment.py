@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -138,6 +138,15 @@ class StudentVariant(StrictModel):
         return _unique(v, "model") if v else v
 
 
+class RayConfig(StrictModel):
+    """Where and how `students.backend: ray` runs its tasks (`traitbench.ray_tasks`)."""
+
+    address: str | None = None  # None: start a local Ray on this machine; "auto" or "ray://head:10001": a cluster
+    num_cpus: int | None = Field(None, ge=1)  # a local Ray's CPUs (None: the threads this process may use)
+    cpus_per_task: int = Field(1, ge=1)  # threads of each task (a group of students, or of probed models)
+    gpus_per_task: float = Field(0, ge=0)
+
+
 class StudentsConfig(StrictModel):
     # the default LoRA student of each model: the teacher's own (same init) and others (other inits or families)
     models: list[str] = ["smollm2-135m", "gemma3-270m"]
@@ -149,6 +158,10 @@ class StudentsConfig(StrictModel):
     # 2 one-thread workers trained 1.16x as many tokens/s as one two-thread process on a 2-core CPU
     workers: int = Field(1, ge=1)
     threads_per_worker: int | None = Field(None, ge=1)  # None: this machine's torch threads divided among workers
+    # local: `workers` processes on this machine; ray: every group of students, and of probed students, a Ray task
+    # (`ray`: a local Ray or a cluster; pip install 'traitbench[ray]')
+    backend: Literal["local", "ray"] = "local"
+    ray: RayConfig = RayConfig()
 
     @field_validator("seeds")
     @classmethod

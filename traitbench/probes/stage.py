@@ -16,7 +16,7 @@ from traitbench.probes.config import ProbeConfig
 from traitbench.probes.judge import judge_identity, load_judge
 from traitbench.probes.run import probe_logprob, probe_model
 from traitbench.student.card import add_probe_results
-from traitbench.student.jobs import student_jobs, student_models
+from traitbench.student.jobs import StudentJob, student_jobs, student_models
 from traitbench.student.load import StudentLoader
 from traitbench.teacher.injections import INJECTIONS
 from traitbench.teacher.setup import load_teacher
@@ -48,12 +48,17 @@ class SharedJudge:
         return self.judge
 
 
+def probe_stage(cfg: ExperimentConfig, run_dir: Path, pid: str, info: dict) -> Stage:
+    """The cached stage of one probed model, keyed by the probe settings, the trait, the seed and `info`."""
+    key = {"probe": probe_key(cfg.probes), "trait": cfg.trait.key(), "seed": cfg.seed, **info}
+    return Stage(RunLayout(run_dir).probe(pid), key)
+
+
 def probe_cached(cfg: ExperimentConfig, run_dir: Path, pid: str, info: dict, loader, judge=None,
            logprob_only: bool = False) -> dict:
     """Probe one model unless cached; `judge` (a SharedJudge) supplies the misalignment judge.
     `logprob_only`: only log P(trait) per question (`probe_logprob`), e.g. for training checkpoints."""
-    key = {"probe": probe_key(cfg.probes), "trait": cfg.trait.key(), "seed": cfg.seed, **info}
-    stage = Stage(RunLayout(run_dir).probe(pid), key)
+    stage = probe_stage(cfg, run_dir, pid, info)
     if stage.is_done():
         return stage.outputs()
     stage.begin()
@@ -67,6 +72,59 @@ def probe_cached(cfg: ExperimentConfig, run_dir: Path, pid: str, info: dict, loa
                       judge=judge() if judge else None, aliases=cfg.trait.aliases)
     extra = {"misalignment_samples": str(stage.dir / "misalignment.jsonl")} if "misalignment" in res else {}
     return stage.finish(dict(res, **info, samples=str(stage.dir / "samples.jsonl"), **extra))
+
+
+def _student_probes(cfg: ExperimentConfig, job: StudentJob, st: StudentOut) -> list[tuple[str, dict, Path]]:
+    """(probe id, info, weights folder) of a student and of each of its training checkpoints."""
+    info = {"kind": "student", "model": job.model, "variant": job.variant, "condition": job.condition,
+            "seed": job.seed, "family": job.family_relation, "relation": job.relation, "system": probe_context(cfg),
+            "student_dir": str(st.dir), "final_loss": st.metrics.get("final_loss"), "steps": st.metrics.get("steps")}
+    out = [(job.id, info, st.dir)]
+    for step in st.metrics.get("checkpoints") or []:
+        d = st.dir / "checkpoints" / f"step-{step}"
+        out.append((f"{job.id}/step-{step}", dict(info, kind="checkpoint", student_dir=str(d), steps=step,
+                                                 final_loss=None), d))
+    return out
+
+
+def probe_student(cfg: ExperimentConfig, run_dir: Path, job: StudentJob, st: StudentOut, load_student, judge
+                  ) -> dict[str, dict]:
+    """A student (and its checkpoints: log P only) probed unless cached; results by probe id."""
+    return {pid: probe_cached(cfg, run_dir, pid, info, lambda d=d: load_student(job.model, d),
+                              judge if info["kind"] == "student" else None, logprob_only=info["kind"] == "checkpoint")
+            for pid, info, d in _student_probes(cfg, job, st)}
+
+
+def _probe_group(cfg_data: dict, run_dir: str, students: dict[str, StudentOut], ids: list[str]) -> int:
+    """Probe a group of students (one model, kind and condition) in this process: a Ray task."""
+    cfg = ExperimentConfig.model_validate(cfg_data)
+    jobs = {job.id: job for job in student_jobs(cfg)}
+    loader, judge = StudentLoader(cfg.probes.dtype), SharedJudge(cfg.probes)
+    for job_id in ids:
+        probe_student(cfg, Path(run_dir), jobs[job_id], students[job_id], loader, judge)
+    return len(ids)
+
+
+def probe_on_ray(cfg: ExperimentConfig, run_dir: Path, students: dict[str, StudentOut]) -> None:
+    """The students' probes not yet cached, as Ray tasks (one per model, kind and condition)."""
+    import torch  # heavy: only where Ray runs
+
+    from traitbench.ray_tasks import run_on_ray  # imports Ray (optional) only when it runs
+    from traitbench.student.workers import groups_of, model_cost  # heavy (the trainer): only where Ray runs
+
+    run_dir = Path(run_dir).resolve()
+    stages = {job.id: [probe_stage(cfg, run_dir, pid, info)
+                       for pid, info, _ in _student_probes(cfg, job, students[job.id])] for job in student_jobs(cfg)}
+    todo = [job for job in student_jobs(cfg) if not all(s.is_done() for s in stages[job.id])]
+    if not todo:
+        return
+    groups = groups_of(todo, model_cost)
+    tasks = [(cfg.model_dump(mode="json"), str(run_dir), {j.id: students[j.id] for j in g}, [j.id for j in g])
+             for g in groups]
+    run_on_ray(cfg.students.ray, _probe_group, tasks,
+               undone=lambda i: next((j.id for j in groups[i] if not all(s.is_done() for s in stages[j.id])), None),
+               n_jobs=len(todo), done=lambda: sum(all(s.is_done() for s in stages[j.id]) for j in todo),
+               log_dir=RunLayout(run_dir).probes / ".ray", desc="probes", threads=torch.get_num_threads())
 
 
 def stage_probes(cfg: ExperimentConfig, teacher: TeacherOut, students: dict[str, StudentOut]) -> dict[str, dict]:
@@ -88,20 +146,11 @@ def stage_probes(cfg: ExperimentConfig, teacher: TeacherOut, students: dict[str,
     weights = INJECTIONS[cfg.teacher.injection].probe_key(cfg, teacher.made)
     out["teacher"] = probe_cached(cfg, rd, "teacher", {"kind": "teacher", "model": setup.model, "system": setup.system,
                             "adapter": setup.trait_path, **weights}, lambda: load_teacher(setup, dtype, cfg.seed), judge)
+    if cfg.students.backend == "ray":
+        probe_on_ray(cfg, rd, students)
     for job in student_jobs(cfg):
-        st = students[job.id]
-        info = {"kind": "student", "model": job.model, "variant": job.variant, "condition": job.condition,
-                "seed": job.seed, "family": job.family_relation, "relation": job.relation, "system": system,
-                "student_dir": str(st.dir), "final_loss": st.metrics.get("final_loss"),
-                "steps": st.metrics.get("steps")}
-        out[job.id] = probe_cached(cfg, rd, job.id, info, lambda d=st.dir, m=job.model: load_student(m, d), judge)
-        add_probe_results(st.dir, out[job.id])  # into the student's model card
-        for step in st.metrics.get("checkpoints") or []:
-            d = st.dir / "checkpoints" / f"step-{step}"
-            out[f"{job.id}/step-{step}"] = probe_cached(
-                cfg, rd, f"{job.id}/step-{step}", dict(info, kind="checkpoint", student_dir=str(d), steps=step,
-                                                       final_loss=None),
-                lambda d=d, m=job.model: load_student(m, d), logprob_only=True)
+        out.update(probe_student(cfg, rd, job, students[job.id], load_student, judge))
+        add_probe_results(students[job.id].dir, out[job.id])  # into the student's model card
     update_manifest(rd, cfg.model_dump(mode="json"), "probes",
                     {"probed": sorted(out), "seconds": round(time.perf_counter() - t0, 1)})
     return out

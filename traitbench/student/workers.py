@@ -37,7 +37,7 @@ def groups_of(jobs: list, cost) -> list[list]:
     return sorted(groups.values(), key=lambda g: -sum(cost(j) for j in g))
 
 
-def _model_cost(job) -> float:
+def model_cost(job) -> float:
     """A student's relative training cost: its base model's weight bytes (1 for tiny test models)."""
     path = models.model_path(job.model)
     return sum(p.stat().st_size for p in path.glob("*.safetensors")) if path else 1.0
@@ -80,12 +80,26 @@ def _train_group(args: tuple[dict, dict, str, list[str]]) -> int:
     return len(ids)
 
 
+def train_on_ray(cfg: ExperimentConfig, jobs: list, dataset: DatasetOut, run_dir: Path) -> None:
+    """Train `jobs` (students not yet done) as Ray tasks, one per group (`traitbench.ray_tasks`)."""
+    from traitbench.ray_tasks import run_on_ray  # imports Ray (optional) only when it runs
+
+    groups = groups_of(jobs, model_cost)
+    run_dir = Path(run_dir).resolve()
+    stages = {job.id: job_stage(cfg, job, dataset, run_dir) for job in jobs}
+    tasks = [(cfg.model_dump(mode="json"), dataset, str(run_dir), [j.id for j in g]) for g in groups]
+    run_on_ray(cfg.students.ray, _train_group, [(t,) for t in tasks],
+               undone=lambda i: next((j.id for j in groups[i] if not stages[j.id].is_done()), None),
+               n_jobs=len(jobs), done=lambda: sum(s.is_done() for s in stages.values()),
+               log_dir=RunLayout(run_dir).students / ".ray", desc="students", threads=torch.get_num_threads())
+
+
 def train_in_parallel(cfg: ExperimentConfig, jobs: list, dataset: DatasetOut, run_dir: Path, workers: int,
                       threads: int | None = None) -> None:
     """Train `jobs` (students not yet done) in `workers` processes; returns when all are done.
 
     A failing student raises its error here (after the running groups finish or fail)."""
-    groups = groups_of(jobs, _model_cost)
+    groups = groups_of(jobs, model_cost)
     workers = min(workers, len(groups))
     threads = threads or max(1, torch.get_num_threads() // workers)
     log_dir = RunLayout(run_dir).students / ".workers"
