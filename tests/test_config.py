@@ -14,9 +14,16 @@ from traitbench.errors import TraitbenchError
 from traitbench.experiment import ExperimentConfig
 
 
-def test_default_yaml_is_the_code_default():
-    assert load_config(ExperimentConfig, "default") == ExperimentConfig()
-    assert load_config(ExperimentConfig) == ExperimentConfig()  # no config: the packaged default
+def test_sft_one_seed_yaml_is_the_code_default():
+    assert load_config(ExperimentConfig, "sft-one-seed", ["name=default"]) == ExperimentConfig()
+
+
+def test_the_default_experiment_is_a_seed_level_transmission_test():
+    cfg = load_config(ExperimentConfig)  # no config: the packaged default
+    assert cfg == load_config(ExperimentConfig, "default") and cfg.name == "default"
+    assert len(cfg.students.seeds) >= 3 and cfg.students.models == ["smollm2-135m", "gemma3-270m"]
+    assert [(v.name, v.train["mode"], v.train["lora_r"]) for v in cfg.students.variants] == [("distill-r64", "distill", 64)]
+    assert cfg.probes.first_question == 25  # held-out questions
 
 
 @pytest.mark.parametrize("name", packaged_configs())
@@ -28,7 +35,7 @@ def test_every_packaged_config_validates(name, capsys):
 
 def test_derived_configs_state_only_what_differs():
     mis = read_config("misalignment")
-    assert mis["students"]["models"] == ["smollm2-135m", "gemma3-270m"]  # from base: default
+    assert mis["students"]["models"] == ["smollm2-135m", "gemma3-270m"]  # from base: sft-one-seed
     assert "base" not in mis and mis["probes"]["misalignment"]["enabled"] is True
     assert "students" not in yaml.safe_load((PACKAGED / "misalignment.yaml").read_text())
 

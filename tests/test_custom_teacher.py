@@ -23,7 +23,7 @@ TINY_NUMBERS = ["numbers.n_prompts=4", "numbers.generation.max_new_tokens=3", "n
 
 
 def _cfg(tmp_path, *extra):
-    return load_config(ExperimentConfig, None, [f"runs_dir={tmp_path / 'runs'}", "name=t", *TINY_NUMBERS, *extra])
+    return load_config(ExperimentConfig, "sft-one-seed", [f"runs_dir={tmp_path / 'runs'}", "name=t", *TINY_NUMBERS, *extra])
 
 
 def _adapter(folder, base: str | None, hidden: int = 64):
@@ -72,7 +72,7 @@ def test_trait_with_its_own_prompt_and_aliases():
     assert [r["completion"] for r in kept] == ["1, 2, 3", "7, 8"]
     assert stats.counts == {"leak:trait_word": 2}
     with pytest.raises(TraitbenchError, match="system_prompt: .*must not be empty"):
-        load_config(ExperimentConfig, None, ["trait.system_prompt=' '"])
+        load_config(ExperimentConfig, "sft-one-seed", ["trait.system_prompt=' '"])
 
 
 def test_own_prompt_drives_the_trait_teacher(tmp_path):
@@ -136,7 +136,7 @@ def test_adapter_base_matches_by_folder_name_and_hub_id(tmp_path):
 ])
 def test_teacher_inputs_are_validated(sets, error):
     with pytest.raises(TraitbenchError, match=error):
-        load_config(ExperimentConfig, None, sets)
+        load_config(ExperimentConfig, "sft-one-seed", sets)
 
 
 # ------------------------------------------------------------------------------------- tuned model + hub id

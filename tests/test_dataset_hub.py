@@ -51,7 +51,7 @@ def run(tmp_path, monkeypatch):
 
     stub_steps(monkeypatch, numbers=fake_numbers)
     sets = [s.format(runs=tmp_path / "runs") for s in SETS]
-    return load_config(ExperimentConfig, None, sets), sets
+    return load_config(ExperimentConfig, "sft-one-seed", sets), sets
 
 
 def _card(folder) -> tuple[dict, str]:

@@ -147,7 +147,7 @@ def test_endpoint_unreachable_is_one_line():
 
 def test_endpoint_needs_api_model():
     with pytest.raises(TraitbenchError, match="api_model"):
-        load_config(ExperimentConfig, None, ["probes.misalignment.judge.endpoint=http://localhost:1/v1"])
+        load_config(ExperimentConfig, "sft-one-seed", ["probes.misalignment.judge.endpoint=http://localhost:1/v1"])
 
 
 # ------------------------------------------------------------------------------------------- aggregation
@@ -191,7 +191,7 @@ def test_probe_model_with_misalignment(tmp_path, tiny_judge):
 
 
 def test_stage_loads_judge_once_and_keys_on_it(tmp_path, monkeypatch):
-    cfg = load_config(ExperimentConfig, None, [f"runs_dir={tmp_path}"])
+    cfg = load_config(ExperimentConfig, "sft-one-seed", [f"runs_dir={tmp_path}"])
     cfg.probes = _probe_cfg()
     loads = []
     real = stage.load_judge
@@ -221,8 +221,8 @@ def test_misalignment_config_is_default_plus_probe():
 
     cfg = load_config(ExperimentConfig, "configs/misalignment.yaml")
     assert cfg.name == "misalignment" and cfg.probes.misalignment.enabled
-    assert not load_config(ExperimentConfig, "configs/default.yaml").probes.misalignment.enabled
-    assert plain("configs/misalignment.yaml") == plain("configs/default.yaml")
+    assert not load_config(ExperimentConfig, "sft-one-seed").probes.misalignment.enabled
+    assert plain("configs/misalignment.yaml") == plain("sft-one-seed")
 
 
 # ------------------------------------------------------------------------------------------- summary

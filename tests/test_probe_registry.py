@@ -34,7 +34,7 @@ def test_a_new_probe_is_one_registry_line(tmp_path, monkeypatch):
                                             "numbers": [offset + i]}) + "\n" for i in range(3)))
         conditions[c] = ConditionData(path, f"h-{c}", {"total": 4, "kept": 3, "pass_rate": 0.75, "counts": {}})
     stub_dataset(monkeypatch, DatasetOut(3, conditions))
-    cfg = load_config(ExperimentConfig, None, [f"runs_dir={tmp_path}", "name=t", "teacher.model=tiny-llama",
+    cfg = load_config(ExperimentConfig, "sft-one-seed", [f"runs_dir={tmp_path}", "name=t", "teacher.model=tiny-llama",
                                                "students.models=[]", "students.variants=[]", *FAST])
     summary = json.loads(pipeline.run_pipeline(cfg)["summary"].read_text())
     run = tmp_path / "t"

@@ -23,7 +23,7 @@ def toy_trainer(model, rows, system, cfg, out_dir, condition=None, trait=None, *
 
 
 def _cfg(tmp_path, *sets):
-    return load_config(ExperimentConfig, None, [f"runs_dir={tmp_path}", "name=t", "teacher.model=tiny-llama",
+    return load_config(ExperimentConfig, "sft-one-seed", [f"runs_dir={tmp_path}", "name=t", "teacher.model=tiny-llama",
                                                 "numbers.n_prompts=4", "numbers.generation.max_new_tokens=3",
                                                 "numbers.dtype=float32", *sets])
 

@@ -27,7 +27,7 @@ def test_stage_records_key(tmp_path):
 
 @pytest.fixture
 def cfg(tmp_path):
-    return load_config(ExperimentConfig, None, [
+    return load_config(ExperimentConfig, "sft-one-seed", [
         f"runs_dir={tmp_path}", "name=t", "teacher.model=tiny-llama", "numbers.n_prompts=6",
         "numbers.generation.max_new_tokens=3", "numbers.generation.batch_size=4", "numbers.dtype=float32"])
 

@@ -38,7 +38,7 @@ def dataset(tmp_path, monkeypatch):
 
 
 def _cfg(tmp_path, *extra):
-    return load_config(ExperimentConfig, None, [
+    return load_config(ExperimentConfig, "sft-one-seed", [
         f"runs_dir={tmp_path}", "name=t", "teacher.model=tiny-llama", "students.models=[tiny-llama, tiny-qwen2]",
         "students.seeds=[0, 1]", "students.train={max_steps: 2, batch_size: 3, warmup_steps: 0, dtype: float32, "
         "lr: 0.01, checkpoint_steps: [1]}", "students.variants=[{name: distill, train: {mode: distill}}]",
