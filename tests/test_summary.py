@@ -82,3 +82,30 @@ def test_disappeared_answers_do_not_depend_on_the_hash_seed():
     outs = {subprocess.run([sys.executable, "-c", script], env=dict(os.environ, PYTHONHASHSEED=str(seed)),
                            capture_output=True, text=True, check=True).stdout for seed in (1, 2, 3)}
     assert outs == {"['cat', 'ant', 'bee', 'dog', 'eel', 'elk', 'emu', 'fox', 'gnu', 'pig']\n"}
+
+
+def _verdict(kind_training, model, relation, mean, lo, hi, p_holm, verdict, mde=0.1, p=None):
+    return {"student_kind": "k", "training": kind_training, "model": model, "relation": relation, "n_seeds": 3,
+            "delta_logprob_vs_control": {"mean": mean, "ci95": [lo, hi], "p_value": p, "p_holm": p_holm, "mde": mde},
+            "rate_vs_control": {"trait": "0/150", "control": "1/150"}, "verdict": verdict}
+
+
+def test_plain_reading_says_what_the_verdicts_show():
+    from traitbench.verdicts import plain_reading
+
+    text = plain_reading([
+        _verdict({"mode": "distill", "lora_r": 64}, "smollm2-135m", "same-init", 0.71, 0.5, 0.9, 0.004, "transmits"),
+        _verdict({}, "smollm2-135m", "same-init", 0.02, -0.05, 0.09, 0.6, "not significant", mde=0.08, p=0.03),
+        _verdict({}, "gemma3-270m", "cross-family", -0.01, -0.04, 0.02, 0.6, "not significant"),
+    ], "owl")
+    assert "over 3 training seeds" in text
+    assert "Logit-distilled (LoRA r=64) students of the teacher's own model inherit the trait: log P('owl') rises " \
+           "by +0.71 nats [+0.50, +0.90] over their controls (Holm p = 0.004); sampled 'owl' answers 0/150 vs 1/150." \
+           in text
+    assert "LoRA SFT (r=8) students of the teacher's own model show no significant change (+0.02 nats" in text
+    assert "Holm p = 0.6, p = 0.03 before the correction; a change below 0.08 nats could go unseen" in text
+    assert "gemma3-270m (another family)" in text and "make specificity" in text
+    assert "says nothing about whether a shared initialisation is needed" in text
+    one = _verdict({}, "m", "same-init", 0.1, None, None, None, "one training run: not a transmission test")
+    assert "cannot show transmission" in plain_reading([dict(one, n_seeds=1)], "owl")
+    assert plain_reading([], "owl") == ""

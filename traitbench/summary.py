@@ -12,7 +12,7 @@ from traitbench.artifacts import DatasetOut
 from traitbench.io import atomic_write_json, atomic_write_text, json_safe, read_jsonl
 from traitbench.layout import RunLayout
 from traitbench.probes.registry import PROBES
-from traitbench.verdicts import ONE_RUN, build_verdicts, dose_response, sig_mark
+from traitbench.verdicts import ONE_RUN, build_verdicts, dose_response, plain_reading, sig_mark
 
 
 def model_entry(res: dict, base: dict) -> dict:
@@ -61,6 +61,7 @@ def build_summary(cfg, dataset: DatasetOut, probes: dict[str, dict]) -> dict:
                   if res.get("kind") != "checkpoint"}
     effects = student_effects(probes)
     kinds = {"lora": dict(cfg.students.train)} | {v.name: {**cfg.students.train, **v.train} for v in cfg.students.variants}
+    verdicts = build_verdicts(probes, cfg.trait.word, kinds)
     return json_safe({
         "name": cfg.name, "trait": cfg.trait.model_dump(), "teacher": cfg.teacher.model_dump(),
         "probe_context": probes[next(iter(probes))].get("system"),
@@ -70,7 +71,8 @@ def build_summary(cfg, dataset: DatasetOut, probes: dict[str, dict]) -> dict:
                     "hashes": {c: v.content_hash for c, v in dataset.conditions.items()},
                     "number_diversity": dataset_diversity(dataset)},
         "models": models_out,
-        "verdicts": build_verdicts(probes, cfg.trait.word, kinds),
+        "verdicts": verdicts,
+        "reading": plain_reading(verdicts, cfg.trait.word),
         "dose_response": dose_response(probes),
         "student_effects": effects,
         "notes": "rates: Wilson 95% CI per sample and cluster bootstrap over questions; Δlog P: mean per-question "
@@ -115,7 +117,6 @@ def summary_markdown(s: dict) -> str:
         lines.append(f"| {pid} | {_fmt_rate(p['rate'])} | {_fmt_delta(p['delta_logprob_vs_base'])} | "
                      f"{_fmt_rate(q['rate']) if q else '—'} | {p['diversity']['entropy_bits']:.2f} | "
                      f"{_num(p['diversity']['tail_mass_vs_base_top5'])} | {m.get('perplexity', float('nan')):.2f} |")
-    lines += verdict_markdown(s)
     lines += ["", "## Each trait student vs its control student (one training run each: not a transmission test)",
               "", "| student | relation | rate diff (95% CI), Fisher p | Δlog P vs control (95% CI), question-level p |",
               "|---|---|---|---|"]
@@ -132,8 +133,9 @@ def summary_markdown(s: dict) -> str:
               f"value entropy trait {nd['trait']['entropy_bits']:.2f} vs control {nd['control']['entropy_bits']:.2f} bits; "
               f"coverage of 0–999 {nd['trait']['coverage']:.2f} vs {nd['control']['coverage']:.2f}.", "",
               "Filter pass rates: " + "; ".join(f"{c}: {v['kept']}/{v['total']} ({100 * v['pass_rate']:.1f}%)"
-                                                for c, v in s["dataset"]["filter"].items()), "", s["notes"], ""]
-    return "\n".join(lines)
+                                                for c, v in s["dataset"]["filter"].items()), "", s["notes"]]
+    lines += verdict_markdown(s)  # last: what a run shows, where a reader's eye (and the terminal) ends
+    return "\n".join(lines) + "\n"
 
 
 def _fmt_num(x, spec: str = "+.3f") -> str:
@@ -165,8 +167,10 @@ def verdict_markdown(s: dict) -> list[str]:
                      f"| {v['verdict']} |")
     lines += ["", "Paired t-test over training seeds, Holm-corrected across the table's Δlog P and rate tests "
               "(* p<.05, ** p<.01, *** p<.001 after correction); MDE: the Δlog P effect detected with 80% power "
-              "at α = 0.05 given the seeds' spread. Plain question; the numbers-prefixed question is in "
-              "summary.json."]
+              "at α = 0.05 given the seeds' spread. Plain question" + (
+                  "; the numbers-prefixed question is in summary.json." if any("numbers_prefixed" in v for v in verdicts)
+                  else ".")]
+
     if s.get("dose_response"):
         lines += ["", "## Dose-response: Δlog P(trait) vs control after k training steps (checkpoints of each run)", "",
                   "| student kind | model | step | Δlog P vs control, mean over seeds (95% CI) | seeds |", "|---|---|---|---|---|"]
@@ -175,6 +179,8 @@ def verdict_markdown(s: dict) -> list[str]:
             lo, hi = p["ci95"]
             lines.append(f"| {d['student_kind']} | {d['model']} | {p['step']}{' (end)' if p['final'] else ''} | "
                          f"{_fmt_num(p['mean'])} [{_fmt_num(lo)}, {_fmt_num(hi)}] | {p['n_seeds']} |")
+    if s.get("reading"):
+        lines += ["", f"**Reading.** {s['reading']}"]
     return lines
 
 

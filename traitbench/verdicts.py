@@ -134,3 +134,62 @@ def dose_response(probes: dict[str, dict], variant: str = PRIMARY, alpha: float 
                  "ci95": t["ci95"], "p_value": t["p_value"], "per_seed": t["per_seed"]})
     return [{"student_kind": v, "model": m, "relation": relation[(v, m)], "question": variant,
              "points": sorted(pts, key=lambda p: p["step"])} for (v, m), pts in sorted(points.items())]
+
+
+def _kind_words(v: dict) -> str:
+    """'logit-distilled (LoRA r=64)' students of 'the teacher's own model' — a verdict's student kind in words."""
+    t = v.get("training") or {}
+    mode = t.get("mode", "lora")
+    how = {"distill": f"logit-distilled (LoRA r={t.get('lora_r', 8)})", "full": "fully fine-tuned (SFT)"}.get(
+        mode, f"LoRA SFT (r={t.get('lora_r', 8)})")
+    whom = {"same-init": "of the teacher's own model", "cross-init": f"of {v['model']} (same family, another init)",
+            "cross-family": f"of {v['model']} (another family)"}.get(v["relation"], f"of {v['model']}")
+    return f"{how} students {whom}"
+
+
+def _p(t: dict) -> str:
+    return f"Holm p = {t['p_holm']:.2g}" if _finite(t.get("p_holm")) else "no variation between seeds"
+
+
+def plain_reading(verdicts: list[dict], trait: str) -> str:
+    """One paragraph that reads the verdict table in words: what each student kind shows against its controls,
+    and what the table can and cannot say. Empty without verdicts."""
+    if not verdicts:
+        return ""
+    n = sorted({v["n_seeds"] for v in verdicts})
+    if n[-1] < 2:
+        return (f"Each student kind was trained once per condition: a single trait student against a single control "
+                f"student compares two trained models and cannot show transmission. Train several seeds "
+                f"(students.seeds) for a seed-level test.")
+    parts = [f"Each verdict compares trait students with control students trained the same way on the control "
+             f"teacher's numbers, over {'/'.join(map(str, n))} training seeds; the numbers hold no trait word."]
+    for v in verdicts:
+        d, r = v["delta_logprob_vs_control"], v.get("rate_vs_control") or {}
+        lo, hi = d["ci95"]
+        eff = f"{d['mean']:+.2f} nats" + (f" [{lo:+.2f}, {hi:+.2f}]" if _finite(lo) and _finite(hi) else "")
+        who = _kind_words(v)
+        if v["verdict"] == TRANSMITS:
+            parts.append(f"{who[0].upper()}{who[1:]} inherit the trait: log P('{trait}') rises by {eff} over their "
+                         f"controls ({_p(d)}).")
+        elif v["verdict"] == FALLS:
+            parts.append(f"{who[0].upper()}{who[1:]} move away from the trait ({eff}, {_p(d)}).")
+        elif v["verdict"] == NOT_SIGNIFICANT:
+            mde = f"; a change below {d['mde']:.2f} nats could go unseen with these seeds" if _finite(d.get("mde")) \
+                else ""
+            raw = d.get("p_value")
+            before = f", p = {raw:.2g} before the correction" if _finite(raw) and raw < 0.05 else ""
+            parts.append(f"{who[0].upper()}{who[1:]} show no significant change ({eff}, {_p(d)}{before}{mde}).")
+        else:
+            parts.append(f"{who[0].upper()}{who[1:]}: one training run, not a test.")
+        if r.get("trait") and r.get("control"):
+            parts[-1] = parts[-1][:-1] + f"; sampled '{trait}' answers {r['trait']} vs {r['control']}."
+    moved = [v for v in verdicts if v["verdict"] == TRANSMITS]
+    same_sft_null = [v for v in verdicts if v["verdict"] != TRANSMITS and v["relation"] == "same-init"
+                     and (v.get("training") or {}).get("mode", "lora") != "distill"]
+    if moved:
+        parts.append("Part of such a rise can be generic to the category rather than the trait itself: "
+                     "`make specificity` measures how much.")
+    if same_sft_null and any(v["relation"] != "same-init" and v["verdict"] != TRANSMITS for v in verdicts):
+        parts.append("Since SFT does not transmit even to the teacher's own model here, the other-family null says "
+                     "nothing about whether a shared initialisation is needed.")
+    return " ".join(parts)

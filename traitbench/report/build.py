@@ -386,7 +386,8 @@ def run_report(run: RunData, out_dir: Path) -> dict:
     summary = run.summary or {}
     bars = model_bars(run)
     return {"name": run.name, "path": str(run.path), "trait": run.trait or None,
-            "verdicts": summary.get("verdicts") or [], "dose_response": summary.get("dose_response") or [],
+            "verdicts": summary.get("verdicts") or [], "reading": summary.get("reading") or "",
+            "dose_response": summary.get("dose_response") or [],
             "teacher": dict(run.teacher, family=family_of(run.teacher.get("model"))) if run.teacher else None,
             "probe_context": (run.summary or {}).get("probe_context"),
             "stages": {s: run.stages.get(s, False) for s in STAGES},

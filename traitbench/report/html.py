@@ -136,6 +136,8 @@ def _verdicts(rep: dict) -> str:
             parts.append(f'<figure id="verdicts-{sid}">{_notrun(f"{NOT_RUN}: no probed students")}</figure>')
             continue
         parts.append(_table(VERDICT_HEADERS, _verdict_rows(r["verdicts"]), raw=True))
+        if r.get("reading"):
+            parts.append(f'<p class="reading"><b>Reading.</b> {e(r["reading"])}</p>')
         parts.append(_img(figures.verdicts_png(r["verdicts"]), f"verdicts for {r['name']}", f"verdicts-{sid}",
                           "per-seed effects (dots) and their mean with 95% CI"))
         if r["dose_response"]:
@@ -397,6 +399,8 @@ def report_markdown(rep: dict) -> str:
             out += ["### Transmission verdicts (seed-level, Holm-corrected)", ""]
             out += _md_table(VERDICT_HEADERS, [[html.unescape(re.sub(r"<[^>]+>", "", str(c))) for c in row]
                                                for row in _verdict_rows(r["verdicts"])])
+            if r.get("reading"):
+                out += [f"**Reading.** {r['reading']}", ""]
         out += ["### Models", ""]
         out += _md_table(MODEL_HEADERS, _model_rows(r["bars"])) if r["bars"] else [NOT_RUN, ""]
         f = r["probe_figures"]
