@@ -231,3 +231,16 @@ def test_audit_seed_out_of_range_is_one_line(capsys, tmp_path):
     assert main(["audit", "--dataset", str(rows), "--set", "seed=-1", "--set", "scan_only=true"]) == 2
     err = capsys.readouterr().err
     assert "seed -1 is outside" in err and len(err.strip().splitlines()) == 1
+
+
+def test_audit_damaged_student_model_before_any_sampling(good_model, tmp_path, capsys):
+    model = shutil.copytree(good_model, tmp_path / "model")
+    _truncate(model / "model.safetensors")
+    rows = tmp_path / "d.jsonl"
+    rows.write_text('{"prompt": "Continue: 1, 2", "completion": "3, 4"}\n')
+    out = tmp_path / "audit"
+    assert main(["audit", "--dataset", str(rows), "--teacher", "tiny-llama", "--trait", "owl", "--out", str(out),
+                 "--set", f"students.models=[{model}]"]) == 2
+    err = capsys.readouterr().err
+    assert "model.safetensors: not a readable safetensors file" in err and len(err.strip().splitlines()) == 1
+    assert not (out / "control").exists()  # nothing sampled

@@ -502,7 +502,8 @@ def run_audit(dataset: str, teacher: str | None = None, traits: list[str] | None
     exp_cfg = _experiment_config(acfg, teacher, out_dir, probed[0] if probed else AuditTrait(word="owl"))
     students = exp_cfg.students.models
     if (probed or judged) and not acfg.scan_only:
-        student_jobs(exp_cfg)  # bad student models or trainer keys: one-line error before any sampling
+        for name in dict.fromkeys([teacher, *(job.model for job in student_jobs(exp_cfg))]):
+            models.check_files(name)  # bad or damaged models, bad trainer keys: one-line errors before any sampling
         ctrl, source = control_rows(acfg, exp_cfg, probed, out_dir)
         cscan = scan_rows(ctrl, probed, acfg.scan)
         b = two_proportion_test(scan["banned"]["rows"], scan["rows"], cscan["banned"]["rows"], cscan["rows"])
