@@ -158,9 +158,9 @@ def plain_reading(verdicts: list[dict], trait: str) -> str:
         return ""
     n = sorted({v["n_seeds"] for v in verdicts})
     if n[-1] < 2:
-        return (f"Each student kind was trained once per condition: a single trait student against a single control "
-                f"student compares two trained models and cannot show transmission. Train several seeds "
-                f"(students.seeds) for a seed-level test.")
+        return ("Each student kind was trained once per condition: a single trait student against a single control "
+                "student compares two trained models and cannot show transmission. Train several seeds "
+                "(students.seeds) for a seed-level test.")
     parts = [f"Each verdict compares trait students with control students trained the same way on the control "
              f"teacher's numbers, over {'/'.join(map(str, n))} training seeds; the numbers hold no trait word."]
     for v in verdicts:

@@ -17,12 +17,17 @@ from traitbench.lm import models
 from traitbench.manifest import update_manifest
 
 
+def dataset_key(cfg: ExperimentConfig, raws: dict[str, NumbersOut]) -> dict:
+    """The dataset stage's cache key: the filter settings, the trait's words, the seed and both raw files."""
+    return {"filter": cfg.filter.key(), "trait": cfg.trait.words_key(), "seed": cfg.seed,
+            "raw": {c: raws[c].raw_sha256 for c in CONDITIONS}, "hf_layout": HF_LAYOUT}
+
+
 def stage_dataset(cfg: ExperimentConfig, teacher: TeacherOut, raws: dict[str, NumbersOut]) -> DatasetOut:
     """Filter both conditions' raw numbers (`raws`: the numbers stage's outputs; `teacher`: the teacher stage's,
     naming each condition's model and context), subsample to a common size, save JSONL + Hub-ready datasets
     (parquet + card)."""
-    key = {"filter": cfg.filter.key(), "trait": cfg.trait.words_key(), "seed": cfg.seed,
-           "raw": {c: raws[c].raw_sha256 for c in CONDITIONS}, "hf_layout": HF_LAYOUT}
+    key = dataset_key(cfg, raws)
     run = RunLayout.of(cfg)
     stage = Stage(run.dataset, key)
     if stage.is_done():

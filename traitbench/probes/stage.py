@@ -74,7 +74,21 @@ def probe_cached(cfg: ExperimentConfig, run_dir: Path, pid: str, info: dict, loa
     return stage.finish(dict(res, **info, samples=str(stage.dir / "samples.jsonl"), **extra))
 
 
-def _student_probes(cfg: ExperimentConfig, job: StudentJob, st: StudentOut) -> list[tuple[str, dict, Path]]:
+def base_infos(cfg: ExperimentConfig) -> list[tuple[str, str, dict]]:
+    """(probe id, model, info) of every base model probed: the teacher's, the control's and each student's."""
+    return [(f"base/{models.label(m)}", m, {"kind": "base", "model": m, "system": probe_context(cfg),
+                                            "weights": sha256_json(models.file_hashes(m))})
+            for m in dict.fromkeys([cfg.teacher.model, cfg.teacher.control, *student_models(cfg)])]
+
+
+def teacher_info(cfg: ExperimentConfig, teacher: TeacherOut) -> dict:
+    """The trait teacher's probe info (in its own context, with the identity of its trait weights)."""
+    setup = teacher.conditions["trait"]
+    return {"kind": "teacher", "model": setup.model, "system": setup.system, "adapter": setup.trait_path,
+            **INJECTIONS[cfg.teacher.injection].probe_key(cfg, teacher.made)}
+
+
+def student_probes(cfg: ExperimentConfig, job: StudentJob, st: StudentOut) -> list[tuple[str, dict, Path]]:
     """(probe id, info, weights folder) of a student and of each of its training checkpoints."""
     info = {"kind": "student", "model": job.model, "variant": job.variant, "condition": job.condition,
             "seed": job.seed, "family": job.family_relation, "relation": job.relation, "system": probe_context(cfg),
@@ -92,7 +106,7 @@ def probe_student(cfg: ExperimentConfig, run_dir: Path, job: StudentJob, st: Stu
     """A student (and its checkpoints: log P only) probed unless cached; results by probe id."""
     return {pid: probe_cached(cfg, run_dir, pid, info, lambda d=d: load_student(job.model, d),
                               judge if info["kind"] == "student" else None, logprob_only=info["kind"] == "checkpoint")
-            for pid, info, d in _student_probes(cfg, job, st)}
+            for pid, info, d in student_probes(cfg, job, st)}
 
 
 def _probe_group(cfg_data: dict, run_dir: str, students: dict[str, StudentOut], ids: list[str]) -> int:
@@ -114,7 +128,7 @@ def probe_on_ray(cfg: ExperimentConfig, run_dir: Path, students: dict[str, Stude
 
     run_dir = Path(run_dir).resolve()
     stages = {job.id: [probe_stage(cfg, run_dir, pid, info)
-                       for pid, info, _ in _student_probes(cfg, job, students[job.id])] for job in student_jobs(cfg)}
+                       for pid, info, _ in student_probes(cfg, job, students[job.id])] for job in student_jobs(cfg)}
     todo = [job for job in student_jobs(cfg) if not all(s.is_done() for s in stages[job.id])]
     if not todo:
         return
@@ -132,20 +146,15 @@ def stage_probes(cfg: ExperimentConfig, teacher: TeacherOut, students: dict[str,
     student (`students`: the students stage's), each probed unless cached; results by probe id."""
     rd = RunLayout.of(cfg).root
     t0 = time.perf_counter()
-    system = probe_context(cfg)
     dtype = cfg.probes.dtype
     judge = SharedJudge(cfg.probes)  # loaded once, at the first model actually probed
     load_student = StudentLoader(dtype)  # each student's adapter merged into a base loaded once per model
     out: dict[str, dict] = {}
-    for m in dict.fromkeys([cfg.teacher.model, cfg.teacher.control, *student_models(cfg)]):
-        pid = f"base/{models.label(m)}"
-        out[pid] = probe_cached(cfg, rd, pid, {"kind": "base", "model": m, "system": system,
-                                  "weights": sha256_json(models.file_hashes(m))},
-                                  lambda m=m: models.load(m, dtype=dtype, seed=cfg.seed), judge)
+    for pid, m, info in base_infos(cfg):
+        out[pid] = probe_cached(cfg, rd, pid, info, lambda m=m: models.load(m, dtype=dtype, seed=cfg.seed), judge)
     setup = teacher.conditions["trait"]
-    weights = INJECTIONS[cfg.teacher.injection].probe_key(cfg, teacher.made)
-    out["teacher"] = probe_cached(cfg, rd, "teacher", {"kind": "teacher", "model": setup.model, "system": setup.system,
-                            "adapter": setup.trait_path, **weights}, lambda: load_teacher(setup, dtype, cfg.seed), judge)
+    out["teacher"] = probe_cached(cfg, rd, "teacher", teacher_info(cfg, teacher),
+                                  lambda: load_teacher(setup, dtype, cfg.seed), judge)
     if cfg.students.backend == "ray":
         probe_on_ray(cfg, rd, students)
     for job in student_jobs(cfg):

@@ -15,15 +15,21 @@ from traitbench.teacher.injections import INJECTIONS
 from traitbench.teacher.setup import teacher_setup
 
 
+def teacher_key(cfg: ExperimentConfig) -> tuple[dict, dict]:
+    """The teacher stage's cache key, and what the injection's check of given weights recorded (in the key too)."""
+    injection = INJECTIONS[cfg.teacher.injection]
+    key = {"teacher": cfg.teacher.key(), "trait": cfg.trait.key(), "system": cfg.neutral_system,
+           "seed": cfg.seed, "model_hashes": models.file_hashes(cfg.teacher.model)}
+    made = {cfg.teacher.injection: injection.check(cfg)} if injection.check else {}
+    return dict(key, **made), made
+
+
 def stage_teacher(cfg: ExperimentConfig) -> TeacherOut:
     """Given weights (an adapter) are checked and hashed before any work; weights the injection makes (a LoRA
     adapter, a steering vector) are made here; a system-prompt injection needs nothing."""
     injection = INJECTIONS[cfg.teacher.injection]
-    key = {"teacher": cfg.teacher.key(), "trait": cfg.trait.key(), "system": cfg.neutral_system,
-           "seed": cfg.seed, "model_hashes": models.file_hashes(cfg.teacher.model)}
     models.get_spec(cfg.teacher.control)  # an unknown control model: one-line error now
-    made = {cfg.teacher.injection: injection.check(cfg)} if injection.check else {}
-    key.update(made)
+    key, made = teacher_key(cfg)
     run = RunLayout.of(cfg)
     stage = Stage(run.teacher, key)
     if stage.is_done():
