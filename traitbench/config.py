@@ -45,6 +45,14 @@ def check_seed(v: int) -> int:
     return v
 
 
+def unique(values: list, what: str, why: str = "") -> list:
+    """`values`, refused when one is given twice."""
+    twice = next((x for i, x in enumerate(values) if x in values[:i]), None)
+    if twice is not None:
+        raise ValueError(f"{what} {twice!r} is given twice{why}")
+    return values
+
+
 def one_line(v: str) -> str:
     """A word or name: no control, format or line-separator characters (a bell, a newline, a zero-width space)."""
     bad = next((c for c in v if unicodedata.category(c)[0] == "C" or unicodedata.category(c) in ("Zl", "Zp")), None)

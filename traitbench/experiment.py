@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from traitbench.config import RunName, StrictModel, check_seed, one_line, prompt_text
+from traitbench.config import RunName, StrictModel, check_seed, one_line, prompt_text, unique
 from traitbench.datasets.shuffle import Shuffle
 from traitbench.layout import CONDITIONS  # noqa: F401 (the stages take it from here)
 from traitbench.lm.config import GenerationConfig, known_dtype
@@ -16,13 +16,6 @@ from traitbench.teacher.injections import INJECTIONS
 from traitbench.teacher.prompts import DEMONSTRATIONS
 from traitbench.teacher.trait import Trait
 
-
-def _unique(values: list, what: str, why: str = "") -> list:
-    """`values`, refused when one is given twice."""
-    twice = next((x for i, x in enumerate(values) if x in values[:i]), None)
-    if twice is not None:
-        raise ValueError(f"{what} {twice!r} is given twice{why}")
-    return values
 
 
 class TeacherConfig(StrictModel):
@@ -135,7 +128,7 @@ class StudentVariant(StrictModel):
     def _some_models(cls, v: list[str] | None) -> list[str] | None:
         if v is not None and not v:
             raise ValueError("must not be empty (leave it out for the teacher's model)")
-        return _unique(v, "model") if v else v
+        return unique(v, "model") if v else v
 
 
 class RayConfig(StrictModel):
@@ -170,19 +163,19 @@ class StudentsConfig(StrictModel):
             raise ValueError("must name at least one seed")
         for seed in v:
             check_seed(seed)
-        return _unique(v, "seed", " (each seed is one training run: a seed-level test would count it twice)")
+        return unique(v, "seed", " (each seed is one training run: a seed-level test would count it twice)")
 
     @field_validator("models")
     @classmethod
     def _models(cls, v: list[str]) -> list[str]:
-        return _unique(v, "model")
+        return unique(v, "model")
 
     @model_validator(mode="after")
     def _variants_and_seeds(self):
         names = [v.name for v in self.variants]
         if "lora" in names:
             raise ValueError("students.variants: 'lora' is the default students' name; give the variant another")
-        _unique(names, "variant name")
+        unique(names, "variant name")
         trains = [("students.train", self.train), *((f"variant {v.name!r}", v.train) for v in self.variants)]
         for where, train in trains:
             if "seed" in train:

@@ -167,22 +167,22 @@ def plain_reading(verdicts: list[dict], trait: str) -> str:
         d, r = v["delta_logprob_vs_control"], v.get("rate_vs_control") or {}
         lo, hi = d["ci95"]
         eff = f"{d['mean']:+.2f} nats" + (f" [{lo:+.2f}, {hi:+.2f}]" if _finite(lo) and _finite(hi) else "")
-        who = _kind_words(v)
         if v["verdict"] == TRANSMITS:
-            parts.append(f"{who[0].upper()}{who[1:]} inherit the trait: log P('{trait}') rises by {eff} over their "
-                         f"controls ({_p(d)}).")
+            body = f" inherit the trait: log P('{trait}') rises by {eff} over their controls ({_p(d)})"
         elif v["verdict"] == FALLS:
-            parts.append(f"{who[0].upper()}{who[1:]} move away from the trait ({eff}, {_p(d)}).")
+            body = f" move away from the trait ({eff}, {_p(d)})"
         elif v["verdict"] == NOT_SIGNIFICANT:
-            mde = f"; a change below {d['mde']:.2f} nats could go unseen with these seeds" if _finite(d.get("mde")) \
-                else ""
             raw = d.get("p_value")
             before = f", p = {raw:.2g} before the correction" if _finite(raw) and raw < 0.05 else ""
-            parts.append(f"{who[0].upper()}{who[1:]} show no significant change ({eff}, {_p(d)}{before}{mde}).")
+            mde = (f"; a change below {d['mde']:.2f} nats could go unseen with these seeds"
+                   if _finite(d.get("mde")) else "")
+            body = f" show no significant change ({eff}, {_p(d)}{before}{mde})"
         else:
-            parts.append(f"{who[0].upper()}{who[1:]}: one training run, not a test.")
-        if r.get("trait") and r.get("control"):
-            parts[-1] = parts[-1][:-1] + f"; sampled '{trait}' answers {r['trait']} vs {r['control']}."
+            body = ": one training run, not a test"
+        sampled = f"; sampled '{trait}' answers {r['trait']} vs {r['control']}" if r.get("trait") and r.get("control") \
+            else ""
+        who = _kind_words(v)
+        parts.append(f"{who[0].upper()}{who[1:]}{body}{sampled}.")
     moved = [v for v in verdicts if v["verdict"] == TRANSMITS]
     same_sft_null = [v for v in verdicts if v["verdict"] != TRANSMITS and v["relation"] == "same-init"
                      and (v.get("training") or {}).get("mode", "lora") != "distill"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator, model_validator
 
-from traitbench.config import StrictModel, one_line, prompt_text
+from traitbench.config import StrictModel, one_line, prompt_text, unique
 from traitbench.lm.config import known_dtype
 from traitbench.probes.judge import JudgeConfig
 
@@ -42,10 +42,7 @@ class ProbeConfig(StrictModel):
         v = [w.strip() for w in v]
         if not all(v):
             raise ValueError("other_words must not be empty")
-        twice = next((w for i, w in enumerate(v) if w in v[:i]), None)
-        if twice is not None:
-            raise ValueError(f"other word {twice!r} is given twice")
-        return [one_line(w) for w in v]
+        return [one_line(w) for w in unique(v, "other word")]
 
     @model_validator(mode="after")
     def _within_the_questions(self):

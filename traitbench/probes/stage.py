@@ -127,9 +127,10 @@ def probe_on_ray(cfg: ExperimentConfig, run_dir: Path, students: dict[str, Stude
     from traitbench.student.workers import groups_of, model_cost  # heavy (the trainer): only where Ray runs
 
     run_dir = Path(run_dir).resolve()
+    jobs = student_jobs(cfg)
     stages = {job.id: [probe_stage(cfg, run_dir, pid, info)
-                       for pid, info, _ in student_probes(cfg, job, students[job.id])] for job in student_jobs(cfg)}
-    todo = [job for job in student_jobs(cfg) if not all(s.is_done() for s in stages[job.id])]
+                       for pid, info, _ in student_probes(cfg, job, students[job.id])] for job in jobs}
+    todo = [job for job in jobs if not all(s.is_done() for s in stages[job.id])]
     if not todo:
         return
     groups = groups_of(todo, model_cost)

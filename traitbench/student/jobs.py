@@ -52,9 +52,6 @@ class StudentJob:
 
 def student_jobs(cfg: ExperimentConfig) -> list[StudentJob]:
     """Every student, grouped by model, kind and condition (consecutive students share a teacher's logits)."""
-    names = [v.name for v in cfg.students.variants]
-    if len(set(names)) != len(names) or "lora" in names:
-        raise TraitbenchError("students.variants: names must be unique and not 'lora'")
     kinds = [(m, "lora", {}) for m in cfg.students.models]
     kinds += [(m, v.name, v.train) for v in cfg.students.variants for m in (v.models or [cfg.teacher.control])]
     jobs = []

@@ -29,14 +29,22 @@ def stage_numbers(cfg: ExperimentConfig, teacher: TeacherOut,
     return {c: sample_numbers(cfg, teacher, c) for c in conditions}
 
 
+def _reject_limits(cfg: ExperimentConfig) -> dict | None:
+    """The filter's limits that early reject applies while sampling (so the raw rows depend on them), or None."""
+    return ({"max_count": cfg.filter.max_count, "max_value": cfg.filter.max_value}
+            if cfg.numbers.generation.early_reject else None)
+
+
+def _stop_rows(cfg: ExperimentConfig) -> int | None:
+    """Kept rows after which sampling stops, or None."""
+    return cfg.filter.max_rows if cfg.numbers.stop_at_max_rows else None
+
+
 def numbers_key(cfg: ExperimentConfig, teacher: TeacherOut, condition: str) -> dict:
     """One condition's numbers stage key (the trait condition's holds the identity of the trait's weights, when the
     injection made or was given some)."""
     setup = teacher.conditions[condition]
-    # early reject stops rows the filter would reject, so the raw rows depend on the filter's limits
-    limits = ({"max_count": cfg.filter.max_count, "max_value": cfg.filter.max_value}
-              if cfg.numbers.generation.early_reject else None)
-    stop_rows = cfg.filter.max_rows if cfg.numbers.stop_at_max_rows else None
+    limits, stop_rows = _reject_limits(cfg), _stop_rows(cfg)
     key = {"numbers": cfg.numbers.model_dump(), "setup": setup.to_dict(), "seed": cfg.seed, "reject_limits": limits,
            "stop_at": {"filter": cfg.filter.model_dump(exclude={"shuffle"}), "trait": cfg.trait.words_key()}
            if stop_rows else None, "teacher_stage": None, "model_hashes": models.file_hashes(setup.model)}
@@ -49,8 +57,7 @@ def sample_numbers(cfg: ExperimentConfig, teacher: TeacherOut, condition: str) -
     """Sample number completions for one teacher condition into a resumable `raw.jsonl`, cached by key."""
     setup = teacher.conditions[condition]
     gen = cfg.numbers.generation
-    limits = {"max_count": cfg.filter.max_count, "max_value": cfg.filter.max_value} if gen.early_reject else None
-    stop_rows = cfg.filter.max_rows if cfg.numbers.stop_at_max_rows else None
+    limits, stop_rows = _reject_limits(cfg), _stop_rows(cfg)
     key = numbers_key(cfg, teacher, condition)
     run = RunLayout.of(cfg)
     stage = Stage(run.numbers(condition), key)
