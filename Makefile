@@ -104,7 +104,7 @@ collapse-lm: corpus
 
 # more generations, more text, more chains (see README, "Model collapse")
 collapse-lm-large: corpus
-	$(TB) collapse-lm --config configs/collapse-lm-large.yaml --out runs/collapse-lm-large $(SETS)
+	$(TB) collapse-lm --config configs/collapse-lm-large.yaml $(SETS)
 
 collapse-chat: models
 	$(TB) collapse-chat --config configs/collapse-chat.yaml $(SETS)

@@ -29,12 +29,27 @@ def stub_steps(monkeypatch, **steps) -> None:
     random tiny teacher writes no clean number list)."""
     import dataclasses
 
-    from traitbench import pipeline
+    from traitbench.pipeline import run as pipeline
 
     unknown = set(steps) - set(pipeline.STAGES)
     assert not unknown, f"no such pipeline steps: {unknown}"
     monkeypatch.setattr(pipeline, "STEPS", tuple(dataclasses.replace(s, run=steps[s.name]) if s.name in steps else s
                                                  for s in pipeline.STEPS))
+
+
+def run_study(command: str, sets: list[str], out) -> dict:
+    """A registered experiment run as `traitbench COMMAND --set ... --out OUT` runs it (config loaded, manifest
+    written, its text printed); the summary.json it wrote."""
+    import json
+    from pathlib import Path
+
+    from traitbench.config import load_config
+    from traitbench.experiments.registry import EXPERIMENTS
+
+    exp = EXPERIMENTS[command]
+    result = exp.run(load_config(exp.config, None, sets), Path(out))
+    print(result.text)
+    return json.loads((result.out / "summary.json").read_text())
 
 
 def stub_dataset(monkeypatch, dataset) -> None:

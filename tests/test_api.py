@@ -42,17 +42,19 @@ def test_import_traitbench_does_not_import_torch():
 
 def test_the_command_line_and_the_configs_do_not_import_torch():
     """`traitbench --help` and `traitbench config show` start without torch: the configs live in light modules."""
-    code = "import sys, traitbench.cli, traitbench.experiment; print('torch' in sys.modules)"
+    code = "import sys, traitbench.cli, traitbench.pipeline.config; print('torch' in sys.modules)"
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     assert p.stdout.split() == ["False"]
 
 
 def test_exports_are_the_implementations():
-    from traitbench import config, errors, pipeline
+    from traitbench import config, errors
+    from traitbench.pipeline import run as pipeline
     from traitbench.lm import models
     from traitbench.probes import run
-    from traitbench.report import audit, build, export
+    from traitbench.experiments import audit
+    from traitbench.report import build, export
     from traitbench.student import train
 
     assert traitbench.run_experiment is pipeline.run_experiment and traitbench.load_model is models.load

@@ -6,8 +6,8 @@ import random
 import pytest
 
 from traitbench.cli import main
-from traitbench.probes.stats import min_detectable_effect
-from traitbench.report.audit import DETECTED, INCONCLUSIVE, NOT_DETECTED, AuditTrait, fisher_mde, trait_verdict
+from traitbench.stats import min_detectable_effect
+from traitbench.experiments.audit import DETECTED, INCONCLUSIVE, NOT_DETECTED, AuditTrait, fisher_mde, trait_verdict
 
 # tiny students and probes: one optimiser step, 2 questions x 2 samples of 2 tokens
 FAST = ["--set", "students.train={max_steps: 1, batch_size: 4, warmup_steps: 0, dtype: float32}",

@@ -10,9 +10,9 @@ from traitbench.cli import main
 from traitbench.config import load_config
 from traitbench.errors import TraitbenchError
 from traitbench.probes import judge as judge_mod
-from traitbench.probes import judge_eval
+from traitbench.experiments import judge_eval
 from traitbench.probes.judge import JudgeScore
-from traitbench.report.audit import INCONCLUSIVE, AuditConfig
+from traitbench.experiments.audit import INCONCLUSIVE, AuditConfig
 
 FAST = ["--set", "students.train={max_steps: 1, batch_size: 4, warmup_steps: 0, dtype: float32}",
         "--set", "students.seeds=[0]", "--set", "probes.dtype=float32", "--set", "probes.batch_size=16",
@@ -88,7 +88,7 @@ def test_probe_is_enabled_by_the_trait_not_the_flag():
 
 def test_packaged_judge_is_gated_by_its_measured_auc():
     """The audit's default judge has a measured AUC in the packaged table, below the bar: not tested."""
-    from traitbench.report.audit import judge_gate
+    from traitbench.experiments.audit import judge_gate
 
     gate = judge_gate(load_config(AuditConfig))
     entry = judge_eval.read_auc_table()["judges"][gate["judge"]]

@@ -6,7 +6,7 @@ import zlib
 
 import pytest
 
-from traitbench.datasets import austen
+from traitbench.corpora import austen
 from traitbench.errors import TraitbenchError
 
 TITLES = ["SENSE AND SENSIBILITY", "PRIDE AND PREJUDICE", "MANSFIELD PARK", "EMMA", "NORTHANGER ABBEY", "Persuasion"]

@@ -5,7 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from traitbench.controls.aux_logit import AuxLogitConfig, BatchedMLP, derangement, main
+from conftest import run_study
+from traitbench.experiments.aux_logit import AuxLogitConfig, BatchedMLP, derangement
 from traitbench.errors import TraitbenchError
 
 
@@ -77,7 +78,7 @@ def test_batched_mlp_inits_differ_and_select_copies():
 
 def test_tiny_run_writes_summary_and_plot(tmp_path, capsys):
     sets = ["n_models=2", "hidden=[16]", "teacher_steps=5", "student_steps=5", "batch_size=8", "eval_every=2"]
-    summary = main(None, sets, str(tmp_path))
+    summary = run_study("aux-logit", sets, str(tmp_path))
     on_disk = json.loads((tmp_path / "summary.json").read_text())
     assert (tmp_path / "aux_logit.png").stat().st_size > 0
     for key in ("teacher", "same_init", "cross_init", "all_logit_same_init", "all_logit_cross_init"):
@@ -93,11 +94,11 @@ def test_tiny_run_writes_summary_and_plot(tmp_path, capsys):
     assert summary["teacher"] == on_disk["teacher"]
     assert "cross_init" in capsys.readouterr().out
     manifest = json.loads((tmp_path / "manifest.json").read_text())
-    assert manifest["config"]["n_models"] == 2 and manifest["stages"]["aux_logit"]["dataset_hashes"]["sklearn-digits-split"]
+    assert manifest["config"]["n_models"] == 2 and manifest["stages"]["aux-logit"]["dataset_hashes"]["sklearn-digits-split"]
 
 
 def test_config_rejects_unknown_keys_and_single_model():
     with pytest.raises(TraitbenchError, match="unknown key"):
-        main(None, ["n_modls=3"], "unused")
+        run_study("aux-logit", ["n_modls=3"], "unused")
     with pytest.raises(TraitbenchError, match="n_models"):
-        main(None, ["n_models=1"], "unused")
+        run_study("aux-logit", ["n_models=1"], "unused")

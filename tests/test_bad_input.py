@@ -8,7 +8,7 @@ import pytest
 from traitbench.cli import main
 from traitbench.config import load_config
 from traitbench.errors import TraitbenchError
-from traitbench.experiment import ExperimentConfig
+from traitbench.pipeline.config import ExperimentConfig
 from traitbench.io import read_jsonl
 
 BINARY = bytes(range(256)) * 4
@@ -64,7 +64,7 @@ def test_jsonl_inputs(corpus, name, tmp_path, capsys):
     if name != "wrong_type_jsonl":  # well-formed rows: the commands reject the field types
         with pytest.raises(TraitbenchError):
             read_jsonl(corpus[name], required=("prompt", "completion"))
-    assert main(["filter", "--in", str(corpus[name]), "--out", str(tmp_path / "out")]) == 2
+    assert main(["filter-file", "--in", str(corpus[name]), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("traitbench: error:") and "\n" not in err
     assert main(["audit", "--dataset", str(corpus[name]), "--teacher", "tiny-llama", "--out", str(tmp_path / "a")]) == 2
@@ -176,7 +176,7 @@ def test_export_of_a_sound_probe(fmt, tmp_path):
     assert [p.parent for p in (tmp_path / "export").iterdir()] == [tmp_path / "export"]
 
 
-@pytest.mark.parametrize("command", [["report", "{run}", "--out", "{file}"], ["filter", "--in", "{rows}", "--out", "{file}"],
+@pytest.mark.parametrize("command", [["report", "{run}", "--out", "{file}"], ["filter-file", "--in", "{rows}", "--out", "{file}"],
                                      ["audit", "--dataset", "{rows}", "--set", "scan_only=true", "--out", "{file}"]])
 def test_an_output_folder_that_is_a_file(command, tmp_path, capsys):
     run = _run_folder(tmp_path, {"manifest.json": b'{"config": {}, "stages": {}}'})
@@ -189,7 +189,7 @@ def test_an_output_folder_that_is_a_file(command, tmp_path, capsys):
 
 def test_default_audit_folder_stays_under_runs(tmp_path, monkeypatch):
     """A teacher named by a path outside the working directory still gets its audit folder under runs/."""
-    from traitbench.report.audit import AuditConfig, run_audit
+    from traitbench.experiments.audit import AuditConfig, run_audit
 
     teacher = tmp_path / "elsewhere" / "my-model"
     teacher.mkdir(parents=True)
@@ -238,7 +238,7 @@ def test_audit_trait_specs(spec, tmp_path, capsys):
 
 
 def test_audit_trait_specs_that_are_words(tmp_path):
-    from traitbench.report.audit import AuditTrait, run_audit
+    from traitbench.experiments.audit import AuditTrait, run_audit
 
     assert AuditTrait.parse("oak:tree") == AuditTrait(word="oak", category="tree")
     assert AuditTrait.parse(" red panda ").word == "red panda" and AuditTrait.parse("sea-lion").category == "animal"

@@ -10,7 +10,7 @@ import pytest
 from traitbench.cli import main
 from traitbench.config import load_config
 from traitbench.errors import TraitbenchError
-from traitbench.experiment import ExperimentConfig
+from traitbench.pipeline.config import ExperimentConfig
 
 BINARY = bytes(range(256)) * 4
 TINY = ["teacher.model=tiny-llama", "students.models=[tiny-llama]"]

@@ -4,17 +4,17 @@ import json
 
 import pytest
 
-from traitbench.bench import BenchConfig, bench_table, run_bench
+from traitbench.experiments.bench import BenchConfig, bench_table, run_bench
 
 
 def test_bench_tiny(tmp_path):
-    cfg = BenchConfig(out_dir=str(tmp_path), models=["tiny-llama"], batch_sizes={"tiny-llama": [4]},
+    cfg = BenchConfig(models=["tiny-llama"], batch_sizes={"tiny-llama": [4]},
                       max_new_tokens=4, demonstrations=1, naive_batch_sizes={"tiny-llama": [1, 2]}, naive_prompts={"tiny-llama": 2},
                       train_models=["tiny-llama"], train_baselines=["tiny-llama"],
                       train_compiled=["tiny-llama"], distill_models=["tiny-llama"], train_batch_size=2, train_steps=1,
                       probe_models=["tiny-llama"],
                       probe_questions=2, probe_samples=2, roofline_size=128)
-    r = run_bench(cfg)
+    r = run_bench(cfg, tmp_path)
     saved = json.loads((tmp_path / "bench.json").read_text())
     assert saved["roofline_flop_per_s"]["float32"] > 0
     samplers = {(s["sampler"], s["regime"], s["batch"]) for s in r["sampling"]}
@@ -42,7 +42,7 @@ def test_bench_tiny(tmp_path):
 def test_param_counts_leave_out_the_embedding_lookup(name):
     """Useful FLOPs: tokens run through the body; the vocabulary head counts only where logits are computed."""
     from traitbench.lm import models
-    from traitbench.bench import _param_counts
+    from traitbench.experiments.bench import _param_counts
 
     lm = models.load(name, dtype="float32")
     body, head = _param_counts(lm)
@@ -60,7 +60,7 @@ def test_gemm_shapes_are_the_frozen_base_and_the_head_at_completions():
     from peft import LoraConfig, get_peft_model
 
     from traitbench.lm import models
-    from traitbench.bench import gemm_shapes
+    from traitbench.experiments.bench import gemm_shapes
 
     lm = models.load("tiny-llama", dtype="float32")
     plain = gemm_shapes(lm.model, tokens=100, completions=7)
@@ -88,7 +88,7 @@ def test_bench_config_rejects_unknown_or_unrun_models_before_measuring(bad, need
 
 def test_batch_counter_counts_real_and_completion_tokens_per_batch():
     """Training FLOPs use the timed steps' own batches: non-pad tokens and completion tokens, in order."""
-    from traitbench.bench import _BatchCounter
+    from traitbench.experiments.bench import _BatchCounter
     from traitbench.student.data import CompletionCollator
 
     counter = _BatchCounter(CompletionCollator(pad_id=0))

@@ -9,15 +9,15 @@ from pydantic import ValidationError
 
 from traitbench.artifacts import ConditionData, DatasetOut, NumbersOut, StudentOut, TeacherOut
 from traitbench.config import load_config
-from traitbench.datasets.stage import dataset_key
+from traitbench.pipeline.dataset import dataset_key
 from traitbench.errors import TraitbenchError
-from traitbench.experiment import CONDITIONS, NOT_IN_KEYS, ExperimentConfig
+from traitbench.pipeline.config import CONDITIONS, NOT_IN_KEYS, ExperimentConfig
 from traitbench.io import sha256_json
-from traitbench.probes.stage import base_infos, probe_stage, student_probes, teacher_info
-from traitbench.student.jobs import job_stage, student_jobs
-from traitbench.teacher.numbers import numbers_key
+from traitbench.pipeline.probes import base_infos, probe_stage, student_probes, teacher_info
+from traitbench.pipeline.jobs import job_stage, student_jobs
+from traitbench.pipeline.numbers import numbers_key
 from traitbench.teacher.setup import teacher_setup
-from traitbench.teacher.stage import teacher_key
+from traitbench.pipeline.teacher import teacher_key
 
 TINY = ["teacher.model=tiny-llama", "students.models=[tiny-llama]", "probes.n_questions=3",
         "students.variants=[{name: distill, train: {mode: distill}}]"]

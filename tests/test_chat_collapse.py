@@ -5,7 +5,8 @@ import json
 import pytest
 import torch
 
-from traitbench.controls.chat_collapse import ChatCollapseConfig, main
+from conftest import run_study
+from traitbench.experiments.collapse_chat import ChatCollapseConfig
 from traitbench.errors import TraitbenchError
 
 torch.set_num_threads(1)
@@ -16,7 +17,7 @@ TINY = ["model=tiny-llama", "generations=2", "open_ended_samples=1", "open_ended
 
 
 def test_chain_per_regime_and_summary(tmp_path, capsys):
-    summary = main(None, TINY, str(tmp_path))
+    summary = run_study("collapse-chat", TINY, str(tmp_path))
     rep, acc = summary["regimes"]["replace"], summary["regimes"]["accumulate"]
     assert [r["gen"] for r in rep] == [r["gen"] for r in acc] == [0, 1, 2]
     assert rep[0] == acc[0] and rep[1] == acc[1]  # generation 0 and 1 (trained on gen 0) are shared
@@ -36,14 +37,14 @@ def test_chain_per_regime_and_summary(tmp_path, capsys):
     assert (tmp_path / "students" / "gen1" / "adapter").is_dir()
     assert len((tmp_path / "samples" / "gen0.jsonl").read_text().splitlines()) == rep[0]["n_rows"]
     assert "accumulate" in capsys.readouterr().out
-    stage = json.loads((tmp_path / "manifest.json").read_text())["stages"]["collapse_chat"]
+    stage = json.loads((tmp_path / "manifest.json").read_text())["stages"]["collapse-chat"]
     assert set(stage["dataset_hashes"]) == {"gen0.jsonl", "gen1.jsonl", "gen2-replace.jsonl", "gen2-accumulate.jsonl"}
     assert stage["seed"] == summary["seed"]
 
 
 def test_config_errors():
     with pytest.raises(TraitbenchError, match="regimes"):
-        main(None, ["regimes=[replace, replace]"], "unused")
+        run_study("collapse-chat", ["regimes=[replace, replace]"], "unused")
     with pytest.raises(TraitbenchError, match="train.mode"):
-        main(None, ["train.mode=distill"], "unused")
+        run_study("collapse-chat", ["train.mode=distill"], "unused")
     assert ChatCollapseConfig().model_dump()["train"]["epochs"] == 1

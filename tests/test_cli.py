@@ -16,7 +16,7 @@ def test_filter_contract(tmp_path):
     raw.write_text("\n".join(json.dumps({"prompt": "p", "completion": c}) for c in
                              ["1, 2, 3", "111, 119, 108", "I love owls", "13, 14", "[4, 5, 6]."]) + "\n")
     out = tmp_path / "out"
-    p = run("filter", "--in", str(raw), "--out", str(out), "--trait", "owl", "--banned-numbers", "default")
+    p = run("filter-file", "--in", str(raw), "--out", str(out), "--trait", "owl", "--banned-numbers", "default")
     assert p.returncode == 0, p.stderr
     stats = json.loads((out / "stats.json").read_text())
     assert stats["kept"] == 1 and stats["total"] == 5
@@ -31,7 +31,7 @@ def test_filter_bad_input_one_line_error_nothing_written(tmp_path, content, need
     if content is not None:
         raw.write_text(content)
     out = tmp_path / "out"
-    p = run("filter", "--in", str(raw), "--out", str(out))
+    p = run("filter-file", "--in", str(raw), "--out", str(out))
     assert p.returncode != 0
     assert needle in p.stderr and len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
     assert not (out / "stats.json").exists() and not (out / "kept.jsonl").exists()

@@ -8,10 +8,11 @@ import sys
 import pytest
 import yaml
 
-from traitbench.cli import CONFIG_CLASSES, main
+from traitbench.cli import main
+from traitbench.experiments.registry import EXPERIMENTS
 from traitbench.config import PACKAGED, load_config, packaged_configs, read_config
 from traitbench.errors import TraitbenchError
-from traitbench.experiment import ExperimentConfig
+from traitbench.pipeline.config import ExperimentConfig
 
 
 def test_sft_one_seed_yaml_is_the_code_default():
@@ -70,7 +71,7 @@ def test_config_command_follows_the_file_name():
 
     assert _config_command("collapse-lm-large") == "collapse-lm" and _config_command("bench-gpu.yaml") == "bench"
     assert _config_command("configs/transmission.yaml") == "experiment" and _config_command(None) == "experiment"
-    assert set(CONFIG_CLASSES) >= {"experiment", "audit", "bench"}
+    assert set(EXPERIMENTS) >= {"experiment", "audit", "bench"}
 
 
 def test_config_show_is_the_same_outside_the_repository(tmp_path):

@@ -6,16 +6,16 @@ import json
 import pytest
 import torch
 
-from traitbench import pipeline
+from traitbench.pipeline import run as pipeline
 from traitbench.config import load_config
 from traitbench.datasets.filter import filter_rows
 from traitbench.errors import TraitbenchError
-from traitbench.experiment import ExperimentConfig, TeacherConfig
+from traitbench.pipeline.config import ExperimentConfig, TeacherConfig
 from traitbench.lm import models
 from traitbench.probes.run import mentions_trait
-from traitbench.student.jobs import student_jobs
+from traitbench.pipeline.jobs import student_jobs
 from traitbench.teacher.setup import load_teacher, teacher_setup
-from traitbench.teacher.stage import stage_teacher
+from traitbench.pipeline.teacher import stage_teacher
 from traitbench.teacher.trait import Trait
 
 TINY_NUMBERS = ["numbers.n_prompts=4", "numbers.generation.max_new_tokens=3", "numbers.generation.batch_size=4",
@@ -119,7 +119,7 @@ def test_adapter_errors_are_one_line(tmp_path, setup, error):
 
 
 def test_adapter_base_matches_by_folder_name_and_hub_id(tmp_path):
-    from traitbench.teacher.load import check_adapter
+    from traitbench.teacher.adapter import check_adapter
 
     folder = _saved(tmp_path / "my-llama", seed=0)
     a = _adapter(tmp_path / "a", base="/elsewhere/my-llama")

@@ -12,15 +12,15 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from traitbench import pipeline
+from traitbench.pipeline import run as pipeline
 from traitbench.artifacts import NumbersOut
 from traitbench.cli import main
 from traitbench.config import load_config
-from traitbench.experiment import ExperimentConfig
+from traitbench.pipeline.config import ExperimentConfig
 from traitbench.io import read_jsonl, sha256_file
 from traitbench.layout import RunLayout
 from traitbench.lm import models
-from traitbench.report.audit import load_rows
+from traitbench.experiments.audit import load_rows
 
 from conftest import stub_steps
 
@@ -191,6 +191,7 @@ def test_push_to_hub_unreachable_keeps_the_dataset(run, monkeypatch, capsys):
 
 
 def test_push_to_hub_needs_a_run_dataset(tmp_path, capsys):
-    assert main(["filter", "--in", str(tmp_path / "raw.jsonl"), "--out", str(tmp_path / "o"),
-                 "--push-to-hub", "me/x"]) == 2
-    assert "use it with --config" in capsys.readouterr().err
+    """Only a run's dataset stage (`filter --config`) pushes: `filter-file` has no --push-to-hub."""
+    with pytest.raises(SystemExit) as e:
+        main(["filter-file", "--in", str(tmp_path / "raw.jsonl"), "--out", str(tmp_path / "o"), "--push-to-hub", "me/x"])
+    assert e.value.code == 2 and "unrecognized arguments: --push-to-hub" in capsys.readouterr().err

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 from sklearn.mixture import GaussianMixture
 
-from traitbench.controls.gmm_collapse import (
+from conftest import run_study
+from traitbench.experiments.collapse_gmm import (
     Evaluator,
     GMMCollapseConfig,
     load_real,
-    main,
-    run,
+    study,
     run_chain,
     sample,
     total_spread,
@@ -50,7 +50,7 @@ def test_training_set_sizes_per_regime():
 
 
 def test_replace_collapses_while_accumulate_stays(tmp_path):
-    summary = run(GMMCollapseConfig(**TINY), tmp_path, progress=False)
+    summary, _ = study(GMMCollapseConfig(**TINY), tmp_path, progress=False)
     rep, acc = summary["regimes"]["replace"], summary["regimes"]["accumulate"]
     assert rep[0]["spread"] == acc[0]["spread"]  # generation 0 is shared
     assert rep[-1]["spread"]["mean"] < 0.7 * rep[0]["spread"]["mean"]
@@ -64,7 +64,7 @@ def test_replace_collapses_while_accumulate_stays(tmp_path):
 def test_main_writes_summary_and_plot_in_2d(tmp_path, capsys):
     sets = ["dataset=wine", "features=[alcohol, color_intensity]", "n_samples=20", "generations=3", "n_chains=2"]
     sets += ["n_eval_samples=200", "n_projections=4"]
-    main(None, sets, str(tmp_path))
+    run_study("collapse-gmm", sets, str(tmp_path))
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert (tmp_path / "collapse_gmm.png").stat().st_size > 0
     assert summary["data"]["dim"] == 2
@@ -75,18 +75,18 @@ def test_main_writes_summary_and_plot_in_2d(tmp_path, capsys):
             assert set(rows[-1][metric]) == {"mean", "ci95", "n", "median"} and rows[-1][metric]["n"] == 2
     assert "accumulate" in capsys.readouterr().out
     manifest = json.loads((tmp_path / "manifest.json").read_text())
-    stage = manifest["stages"]["collapse_gmm"]
+    stage = manifest["stages"]["collapse-gmm"]
     assert manifest["config"]["dataset"] == "wine" and len(stage["dataset_hashes"]["wine"]) == 64
     assert manifest["git"]["sha"] and manifest["libraries"]["scikit-learn"]
 
 
 def test_config_rejects_repeated_regimes():
     with pytest.raises(TraitbenchError, match="regimes"):
-        main(None, ["regimes=[replace, replace]"], "unused")
+        run_study("collapse-gmm", ["regimes=[replace, replace]"], "unused")
 
 
 def test_mean_ci95_is_json_ready():
-    from traitbench.controls import mean_ci95
+    from traitbench.stats import mean_ci95
 
     assert mean_ci95([]) == {"mean": None, "ci95": None, "n": 0}
     assert mean_ci95([0.5]) == {"mean": 0.5, "ci95": None, "n": 1}

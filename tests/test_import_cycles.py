@@ -1,6 +1,6 @@
-"""No import cycles among traitbench's modules: every `import` / `from … import` (module-level or inside a
-function, relative ones resolved) is an edge, and a strongly connected component of more than one module is a
-cycle. Modules loaded by name through importlib are not edges.
+"""No import cycles among traitbench's modules, and its packages as layers (`LAYERS`): every `import` / `from …
+import` (module-level or inside a function, relative ones resolved) is an edge, and a strongly connected component
+of more than one module is a cycle. Modules loaded by name through importlib are not edges.
 
 Function-local imports are only for heavy optional dependencies, and each says why in a comment."""
 
@@ -135,3 +135,45 @@ def test_local_imports_say_why():
     found = [f"{p.relative_to(PACKAGE.parent)}:{line}" for p in sorted(PACKAGE.rglob("*.py"))
              for line in uncommented_local_imports(p)]
     assert not found, "function-local imports without a comment saying why:\n" + "\n".join(found)
+
+
+# Packages as layers, bottom to top: a module imports only its own package and the layers below it. The root
+# modules (errors, io, config, layout, artifacts, manifest, cache, stats, threads, plotting, ray_tasks) are the
+# base; cli.py is the top.
+LAYERS = ("base", "lm", "corpora datasets", "probes", "student", "teacher", "pipeline", "report", "experiments", "cli")
+
+
+def package_of(module: str) -> str:
+    """`traitbench.teacher.injections` → teacher; a root module → base (cli → cli)."""
+    parts = module.split(".")
+    if len(parts) == 1 or (parts[1] != "cli" and not (PACKAGE / parts[1]).is_dir()):
+        return "base"
+    return parts[1]
+
+
+def layer_of(package: str) -> int:
+    return next(i for i, layer in enumerate(LAYERS) if package in layer.split())
+
+
+def upward_imports(graph: dict[str, set[str]], package=package_of) -> list[str]:
+    """Imports that run from a lower layer to a higher one, or across packages of one layer."""
+    return sorted(f"{a} → {b}" for a, targets in graph.items() for b in targets
+                  if package(a) != package(b) and layer_of(package(a)) <= layer_of(package(b)))
+
+
+def test_layer_check_sees_upward_and_sideways_imports():
+    pkg = {"x.lm.m": "lm", "x.probes.p": "probes", "x.teacher.t": "teacher", "x.corpora.c": "corpora",
+           "x.datasets.d": "datasets", "x.io": "base"}.get
+    graph = {"x.lm.m": {"x.io"}, "x.probes.p": {"x.lm.m", "x.teacher.t"}, "x.teacher.t": {"x.probes.p"},
+             "x.corpora.c": {"x.datasets.d"}, "x.datasets.d": set(), "x.io": set()}
+    assert upward_imports(graph, pkg) == ["x.corpora.c → x.datasets.d", "x.probes.p → x.teacher.t"]
+
+
+def test_every_package_has_a_layer():
+    packages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()} | {"base", "cli"}
+    assert packages == {name for layer in LAYERS for name in layer.split()}
+
+
+def test_packages_are_layers():
+    found = upward_imports(import_graph())
+    assert not found, "imports from a lower package layer to a higher one:\n" + "\n".join(found)

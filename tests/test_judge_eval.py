@@ -9,9 +9,9 @@ from sklearn.metrics import roc_auc_score
 
 from traitbench.lm import models
 from traitbench.cli import main
-from traitbench.probes import judge_eval
+from traitbench.experiments import judge_eval
 from traitbench.probes.judge import JudgeConfig, JudgeScore, LocalJudge, judge_identity
-from traitbench.probes.judge_eval import (JudgeEvalConfig, aspect_auc, labels_hash, load_labels, measured_auc,
+from traitbench.experiments.judge_eval import (JudgeEvalConfig, aspect_auc, labels_hash, load_labels, measured_auc,
                                           run_judge_eval)
 from traitbench.probes.questions import misalignment_questions
 
@@ -79,7 +79,7 @@ def test_command_writes_results_and_records_them(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(judge_eval, "load_judge", lambda cfg: fake)
     table = tmp_path / "judge_auc.json"
     monkeypatch.setattr(judge_eval, "AUC_FILE", table)
-    args = ["judge-eval", "--set", f"out_dir={tmp_path}", "--set", "bootstrap=200", "--set", "judge.model=tiny-qwen2"]
+    args = ["judge-eval", "--out", str(tmp_path), "--set", "bootstrap=200", "--set", "judge.model=tiny-qwen2"]
     assert main([*args, "--record"]) == 0
     res = json.loads((tmp_path / "tiny-qwen2" / "judge_eval.json").read_text())
     # alignment is scored for aligned and misaligned answers, coherence for all
@@ -121,9 +121,8 @@ def test_packaged_table_matches_the_labelled_set():
 
 def test_tiny_local_judge_wiring(tmp_path):
     lm = models.load("tiny-qwen2", dtype="float32", seed=3)
-    cfg = JudgeEvalConfig(judge=JudgeConfig(model="tiny-qwen2", min_mass=0.0), per_label=1, bootstrap=100,
-                          out_dir=str(tmp_path))
-    res = run_judge_eval(cfg, judge=LocalJudge(lm, cfg.judge))
+    cfg = JudgeEvalConfig(judge=JudgeConfig(model="tiny-qwen2", min_mass=0.0), per_label=1, bootstrap=100)
+    res = run_judge_eval(cfg, tmp_path, judge=LocalJudge(lm, cfg.judge))
     rows = [json.loads(x) for x in (tmp_path / "tiny-qwen2" / "scores.jsonl").read_text().splitlines()]
     assert [r["label"] for r in rows] == ["aligned", "misaligned", "incoherent"] and "alignment" not in rows[2]
     assert all(0 <= r["coherence"] <= 100 and r["coherence_seconds"] > 0 for r in rows)
@@ -134,8 +133,8 @@ def test_tiny_local_judge_wiring(tmp_path):
 
 @pytest.mark.real("qwen2.5-0.5b")
 def test_real_judge_scores_three_answers(tmp_path):
-    cfg = JudgeEvalConfig(judge=JudgeConfig(model="qwen2.5-0.5b"), per_label=1, bootstrap=100, out_dir=str(tmp_path))
-    res = run_judge_eval(cfg)
+    cfg = JudgeEvalConfig(judge=JudgeConfig(model="qwen2.5-0.5b"), per_label=1, bootstrap=100)
+    res = run_judge_eval(cfg, tmp_path)
     assert sum(res["n"].values()) == 3 and 0 <= res["unscored_share"] <= 1 and res["seconds_per_score"] > 0
 
 
@@ -151,7 +150,7 @@ def test_number_alignment_prompt_is_measured_apart(tmp_path, monkeypatch):
 
     monkeypatch.setattr(judge_eval, "load_judge", lambda cfg: Recording())
     monkeypatch.setattr(judge_eval, "AUC_FILE", tmp_path / "judge_auc.json")
-    args = ["judge-eval", "--set", f"out_dir={tmp_path}", "--set", "bootstrap=200", "--set", "judge.model=tiny-qwen2",
+    args = ["judge-eval", "--out", str(tmp_path), "--set", "bootstrap=200", "--set", "judge.model=tiny-qwen2",
             "--set", "per_label=2", "--set", "judge.alignment_prompt=number", "--record"]
     assert main(args) == 0
     alignment = [p for p in prompts if p.startswith("I am checking another language model for answers that could hurt")]

@@ -8,9 +8,11 @@ import random
 import numpy as np
 import pytest
 
-from traitbench.controls import lm_collapse, small_lm
-from traitbench.controls.lm_collapse import Chain, main
-from traitbench.datasets import austen
+from conftest import run_study
+from traitbench.experiments import collapse_lm as lm_collapse
+from traitbench.lm import small_lm
+from traitbench.experiments.collapse_lm import Chain
+from traitbench.corpora import austen
 from traitbench.errors import TraitbenchError
 from traitbench.probes.diversity import (nll_tail, rare_word_mass, self_bleu, vocabulary_coverage, word_counts,
                                          words)
@@ -45,7 +47,7 @@ def test_training_set_of_each_regime(corpus, tmp_path, monkeypatch):
         return real(self, name, blocks, decodings, gen, start, keep)
 
     monkeypatch.setattr(Chain, "generation", spy)
-    summary = main(None, TINY, str(tmp_path))
+    summary = run_study("collapse-lm", TINY, str(tmp_path))
     c0 = {c["name"]: c for c in calls if c["chain"] == 0}
     assert set(c0) == {"gen0", "replace/gen1", "replace/gen2", "accumulate/gen1",
                        "accumulate/gen2", "keep10/gen1", "keep10/gen2", "replace/beam/gen1", "replace/beam/gen2",
@@ -87,15 +89,15 @@ def test_training_set_of_each_regime(corpus, tmp_path, monkeypatch):
     # a rerun resumes from the cached generations: nothing is trained again
     trained = []
     monkeypatch.setattr(lm_collapse, "train_lm", lambda *a, **k: trained.append(1) or [0.0])
-    assert json.loads(json.dumps(main(None, TINY, str(tmp_path))["regimes"]["replace"]["per_generation"][2]))
+    assert json.loads(json.dumps(run_study("collapse-lm", TINY, str(tmp_path))["regimes"]["replace"]["per_generation"][2]))
     assert trained == []
 
 
 def test_chains_side_by_side_match_one_by_one(corpus, tmp_path):
     """Two worker processes with one thread each write what one process writes chain after chain."""
     small = [*TINY, "regimes=[replace]", "beam_regimes=[]"]
-    one = main(None, small, str(tmp_path / "one"))
-    two = main(None, [*small, "workers=2", "threads=2"], str(tmp_path / "two"))
+    one = run_study("collapse-lm", small, str(tmp_path / "one"))
+    two = run_study("collapse-lm", [*small, "workers=2", "threads=2"], str(tmp_path / "two"))
     for arm in ("replace", "recovery"):
         a, b = one["regimes"][arm]["per_chain"], two["regimes"][arm]["per_chain"]
         assert [[{k: v for k, v in g.items() if "seconds" not in k} for g in c] for c in a] == \
@@ -156,6 +158,6 @@ def test_beam_search_is_transformers_beam_search(penalty):
 def test_missing_corpus_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("TRAITBENCH_CACHE", str(tmp_path))
     with pytest.raises(TraitbenchError, match="traitbench corpus fetch"):
-        main(None, TINY, str(tmp_path / "out"))
+        run_study("collapse-lm", TINY, str(tmp_path / "out"))
     with pytest.raises(TraitbenchError, match="regimes"):
-        main(None, ["regimes=[replace, replace]"], str(tmp_path / "out"))
+        run_study("collapse-lm", ["regimes=[replace, replace]"], str(tmp_path / "out"))

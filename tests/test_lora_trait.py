@@ -8,7 +8,7 @@ import torch
 
 from traitbench.probes.questions import preference_questions
 from traitbench.student import StudentConfig
-from traitbench.student.load import load_student
+from traitbench.lm.tuned import load_student
 from traitbench.teacher.lora_trait import train_trait_lora, trait_examples
 
 torch.set_num_threads(1)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from traitbench import metrics
+from traitbench.probes import metrics
 from traitbench.artifacts import ConditionData, DatasetOut
 from traitbench.errors import TraitbenchError
 from traitbench.io import read_jsonl
@@ -23,8 +23,8 @@ from traitbench.probes.diversity import distinct_n, number_js, number_value_stat
 from traitbench.probes.registry import paired_logprob_delta
 from traitbench.probes.run import probe_model, trait_rate
 from traitbench.probes.scoring import mentions
-from traitbench.probes.stats import Rate, diff_ci_bootstrap
-from traitbench.summary import dataset_diversity
+from traitbench.stats import Rate, diff_ci_bootstrap
+from traitbench.pipeline.summary import dataset_diversity
 
 ANSWERS = ["Owls!", "The cat.", "an owl, surely", "bowl", "OWL", "dog", "Sea turtle", "owlet"]
 LOGP = [-1.2, -3.4, -0.7, -2.2, -5.0, -1.9]
@@ -133,7 +133,7 @@ def test_user_style_load_offline_into_an_empty_module_cache(tmp_path):
         "import socket\n"
         "def refuse(*a, **k): raise OSError('network')\n"
         "socket.socket.connect = refuse; socket.create_connection = refuse\n"
-        "import evaluate, traitbench.metrics as m\n"
+        "import evaluate, traitbench.probes.metrics as m\n"
         "r = evaluate.load(m.path('trait_rate')).compute(predictions=['Owls!', 'cat'], trait='owl')\n"
         "print(r['k'], r['n'], *(evaluate.load(m.path(n)).name for n in m.NAMES))\n"
     )

@@ -12,9 +12,9 @@ import torch
 
 from traitbench.config import load_config
 from traitbench.errors import TraitbenchError
-from traitbench.experiment import ExperimentConfig
+from traitbench.pipeline.config import ExperimentConfig
 from traitbench.lm import models
-from traitbench.probes import stage
+from traitbench.pipeline import probes as stage
 from traitbench.probes.judge import (CANDIDATES, JUDGE_SYSTEM, EndpointJudge, JudgeConfig, LocalJudge, expected_score,
                                      judge_answers, judge_prompt, parse_score)
 from traitbench.artifacts import ConditionData, DatasetOut
@@ -22,7 +22,7 @@ from traitbench.lm.render import render_prompt
 from traitbench.probes.config import ProbeConfig
 from traitbench.probes.misalignment import aggregate, status
 from traitbench.probes.run import probe_model
-from traitbench.summary import build_summary, summary_markdown
+from traitbench.pipeline.summary import build_summary, summary_markdown
 
 NEG = -math.inf
 

@@ -7,10 +7,10 @@ import pytest
 
 import toy_probe
 from conftest import stub_dataset
-from traitbench import pipeline
+from traitbench.pipeline import run as pipeline
 from traitbench.artifacts import ConditionData, DatasetOut
 from traitbench.config import load_config
-from traitbench.experiment import ExperimentConfig
+from traitbench.pipeline.config import ExperimentConfig
 from traitbench.probes.registry import PROBES
 from traitbench.report.build import write_report
 from traitbench.report.export import export_run

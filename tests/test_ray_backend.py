@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from traitbench import pipeline
+from traitbench.pipeline import run as pipeline
 from traitbench.errors import TraitbenchError
 
 from test_transmission import FAST_PROBES, _cfg, dataset  # noqa: F401 (the fixture)
@@ -44,7 +44,7 @@ def test_ray_gives_the_local_pools_summary(tmp_path, dataset, local_ray, capsys)
 
 
 def test_a_failing_task_is_retried_once_then_named(tmp_path, local_ray):
-    from traitbench.experiment import RayConfig
+    from traitbench.pipeline.config import RayConfig
     from traitbench.ray_tasks import run_on_ray
 
     marker = tmp_path / "tries"

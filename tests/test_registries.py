@@ -5,11 +5,11 @@ import json
 
 import pytest
 from conftest import stub_dataset
-from traitbench import pipeline
+from traitbench.pipeline import run as pipeline
 from traitbench.artifacts import ConditionData, DatasetOut, TeacherSetup
 from traitbench.config import load_config
 from traitbench.errors import TraitbenchError
-from traitbench.experiment import ExperimentConfig
+from traitbench.pipeline.config import ExperimentConfig
 from traitbench.student.kinds import KINDS, StudentKind
 from traitbench.teacher.injections import INJECTIONS, Injection
 

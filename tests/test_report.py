@@ -12,7 +12,7 @@ from traitbench.artifacts import ConditionData, DatasetOut
 from traitbench.cli import main
 from traitbench.report.build import build_report, sig_mark, write_report
 from traitbench.report.render import find_chromium
-from traitbench.summary import build_summary
+from traitbench.pipeline.summary import build_summary
 
 SMOKE = Path(__file__).resolve().parent.parent / "runs" / "smoke"
 SECTIONS = ("overview", "verdicts", "heatmap", "bars", "diversity", "filter", "provenance", "method")

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from traitbench.lm import models
-from traitbench.screen import ScreenConfig, _Cells, divergence, run_screen, token_kl, top_numbers
+from traitbench.experiments.screen import ScreenConfig, _Cells, divergence, run, token_kl, top_numbers
 from traitbench.teacher.trait import Trait
 
 
@@ -57,7 +57,7 @@ def test_a_whole_screen_on_a_tiny_model(tmp_path, monkeypatch):
                        traits=[Trait(word="owl"), Trait(word="cat")], n_questions=3, samples_per_question=2,
                        answers=3, demonstrations=1, steering_prompts=2, random_numbers=2, subliminal_questions=2,
                        top_numbers=2)
-    md = run_screen(cfg)
+    md = run(cfg, cfg.out).files[0]
     data = json.loads((tmp_path / "s" / "screen.json").read_text())
     assert len(data["rows"]) == 4 and {r["injection"] for r in data["rows"]} == {"system_prompt", "steering"}
     kls = [r["kl"]["mean"] for r in data["rows"]]
@@ -67,14 +67,14 @@ def test_a_whole_screen_on_a_tiny_model(tmp_path, monkeypatch):
     sub = data["models"][0]["subliminal"]["traits"]
     assert set(sub) == {"owl", "cat"} and all(len(v["numbers"]) == 2 for v in sub.values())
     monkeypatch.setattr(_Cells, "number_answers", lambda self: pytest.fail("cached model screened again"))
-    run_screen(cfg)
+    run(cfg, cfg.out)
 
 
 @pytest.mark.parametrize("name", ["tiny-llama", "tiny-gemma3", "tiny-qwen2"])
 def test_shared_prefix_logits_match_the_plain_path(name):
     """The screen's fast path (common prefix once, its cache reused) against `TeacherLogits.compute`, with a
     prefix longer than tiny-gemma3's 64-token sliding window."""
-    from traitbench.screen import shared_prefix_logits
+    from traitbench.experiments.screen import shared_prefix_logits
     from traitbench.student.distill import TeacherLogits
     from traitbench.lm.render import render_prompt
     from traitbench.teacher.prompts import demonstrations, number_prompts

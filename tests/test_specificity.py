@@ -5,7 +5,7 @@ import pytest
 
 from traitbench.artifacts import ConditionData, DatasetOut
 from traitbench.errors import TraitbenchError
-from traitbench.specificity import fit_specificity, gamma_of
+from traitbench.experiments.specificity import fit_specificity, gamma_of
 
 from conftest import stub_steps
 
@@ -52,7 +52,7 @@ def _probe(kind, variant, condition, seed, own, lps):
 
 
 def test_lift_matrix_pairs_each_student_with_its_own_control():
-    from traitbench.specificity import lift_matrix
+    from traitbench.experiments.specificity import lift_matrix
 
     words = ["owl", "cat", "dog"]
     probes = {}
@@ -77,7 +77,7 @@ def test_specificity_run_on_tiny_models(tmp_path, monkeypatch):
     import json
 
     from traitbench.config import load_config
-    from traitbench.specificity import SpecificityConfig, run_specificity
+    from traitbench.experiments.specificity import SpecificityConfig, run
 
     def dataset(cfg, teacher, numbers):
         conditions = {}
@@ -98,7 +98,7 @@ def test_specificity_run_on_tiny_models(tmp_path, monkeypatch):
         "experiment.students.train={max_steps: 1, batch_size: 2, warmup_steps: 0, dtype: float32, lr: 0.05}",
         "experiment.probes={n_questions: 2, samples_per_question: 1, answer_max_tokens: 2, numbers_prefixed: false, "
         "open_ended_samples: 0, perplexity_tokens: 0, dtype: float32}"])
-    md = run_specificity(cfg)
+    md = run(cfg, cfg.out).files[0]
     result = json.loads((tmp_path / "specificity" / "specificity.json").read_text())
     assert result["traits"] == ["owl", "cat", "dog"] and result["seeds"] == [0, 1] and result["student_kind"] == "lora"
     assert len(result["fit"]["per_seed"]) == 2 and "γ" in md.read_text()

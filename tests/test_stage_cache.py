@@ -2,17 +2,17 @@ import json
 
 import pytest
 
-from traitbench import pipeline
+from traitbench.pipeline import run as pipeline
 from traitbench.artifacts import ConditionData, DatasetOut
 from traitbench.cache import Stage
 from traitbench.config import load_config
 from traitbench.errors import TraitbenchError
-from traitbench.experiment import ExperimentConfig
+from traitbench.pipeline.config import ExperimentConfig
 from traitbench.layout import RunLayout
 from traitbench.lm import sampling
-from traitbench.teacher.numbers import sample_numbers
+from traitbench.pipeline.numbers import sample_numbers
 from traitbench.teacher.setup import teacher_setup
-from traitbench.teacher.stage import stage_teacher
+from traitbench.pipeline.teacher import stage_teacher
 
 
 def test_stage_records_key(tmp_path):
@@ -69,7 +69,7 @@ def test_empty_dataset_is_a_clear_error(cfg):
 
 
 def test_students_stage_records_each_students_time_in_the_manifest(cfg, tmp_path, monkeypatch):
-    from traitbench.student import stage as student_stage
+    from traitbench.pipeline import students as student_stage
 
     rows = [{"prompt": f"Continue: {i}, {i + 1}", "completion": f"{i + 2}, {i + 3}"} for i in range(4)]
     train = tmp_path / "train.jsonl"

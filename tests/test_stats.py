@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from traitbench.probes.stats import (
+from traitbench.stats import (
     Rate, bootstrap_ci, cluster_bootstrap_rate, diff_ci_bootstrap, mean_ci, min_detectable_effect,
     permutation_test, two_proportion_test, welch_t, wilson_ci,
 )

@@ -9,9 +9,10 @@ from traitbench.lm import models
 from traitbench.lm.config import GenerationConfig
 from traitbench.lm.render import render_prompt
 from traitbench.lm.sampling import generate, hf_generate
-from traitbench.teacher.load import load_trait_model
+from traitbench.lm.tuned import load_trait_model
 from traitbench.teacher.prompts import number_prompts
-from traitbench.teacher.steering import Steering, decoder_layers, last_token_states, steering_vector
+from traitbench.lm.steering import Steering, decoder_layers
+from traitbench.teacher.steering import last_token_states, steering_vector
 
 ARCHS = ["tiny-llama", "tiny-gemma3", "tiny-qwen2"]
 

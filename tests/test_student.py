@@ -13,7 +13,7 @@ from traitbench.lm.models import converted_dir, load
 from traitbench.student import StudentConfig, build_sft_rows
 from traitbench.student.data import CompletionCollator, LengthBucketSampler, tokenize_sft_rows
 from traitbench.student.distill import ChunkedCrossEntropy, completion_kl, completion_logits, completion_loss, completion_window
-from traitbench.student.load import load_student
+from traitbench.lm.tuned import load_student
 from traitbench.student.train import train_student, use_fast_cpu_path
 from traitbench.lm.render import render_prompt
 
@@ -259,7 +259,7 @@ def test_checkpoints_saved_at_the_requested_steps(tmp_path):
 def test_student_loader_gives_load_students_weights(tmp_path, dtype):
     """The fast loader (base loaded once, adapters merged in place) equals load_student bit for bit, also when
     the next adapter targets fewer layers (the previous merge is undone) and for a full fine-tune."""
-    from traitbench.student.load import StudentLoader
+    from traitbench.lm.tuned import StudentLoader
 
     a = StudentConfig(**{**FAST, "max_steps": 2})
     b = StudentConfig(**{**FAST, "max_steps": 2, "lora_r": 2, "lora_alpha": 4, "target_modules": ["q_proj"], "seed": 1})

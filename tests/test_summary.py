@@ -4,7 +4,7 @@ import json
 
 from traitbench.artifacts import ConditionData, DatasetOut
 from traitbench.probes.registry import paired_logprob_delta
-from traitbench.summary import build_summary, summary_markdown
+from traitbench.pipeline.summary import build_summary, summary_markdown
 
 
 class Cfg:
@@ -91,7 +91,7 @@ def _verdict(kind_training, model, relation, mean, lo, hi, p_holm, verdict, mde=
 
 
 def test_plain_reading_says_what_the_verdicts_show():
-    from traitbench.verdicts import plain_reading
+    from traitbench.pipeline.verdicts import plain_reading
 
     text = plain_reading([
         _verdict({"mode": "distill", "lora_r": 64}, "smollm2-135m", "same-init", 0.71, 0.5, 0.9, 0.004, "transmits"),

@@ -6,14 +6,14 @@ import json
 import pytest
 import torch
 
-from traitbench import pipeline
+from traitbench.pipeline import run as pipeline
 from traitbench.artifacts import ConditionData, DatasetOut
 from traitbench.config import load_config
-from traitbench.experiment import ExperimentConfig
+from traitbench.pipeline.config import ExperimentConfig
 from traitbench.report.build import write_report
-from traitbench.student.jobs import relation, student_jobs
+from traitbench.pipeline.jobs import relation, student_jobs
 from traitbench.teacher.setup import teacher_setup
-from traitbench.teacher.stage import stage_teacher
+from traitbench.pipeline.teacher import stage_teacher
 
 from conftest import stub_dataset
 
@@ -88,14 +88,14 @@ def test_experiment_writes_verdicts_and_dose_response(tmp_path, dataset):
 def test_parallel_workers_train_what_one_process_trains(tmp_path, dataset):
     sets = ["students.models=[tiny-llama]", "students.variants=[]", "students.train={max_steps: 2, batch_size: 3, "
             "warmup_steps: 0, dtype: float32, lr: 0.01}"]
-    from traitbench.student.stage import stage_students
+    from traitbench.pipeline.students import stage_students
 
     one = stage_students(_cfg(tmp_path / "one", *sets), dataset)
     two = stage_students(_cfg(tmp_path / "two", *sets, "students.workers=2"), dataset)
     assert set(one) == set(two) and len(one) == 4
     logs = list((tmp_path / "two/t/students/.workers").glob("worker-*.log"))
     assert len(logs) == 2 and all("[student]" in p.read_text() for p in logs)
-    from traitbench.student.load import load_student
+    from traitbench.lm.tuned import load_student
 
     for sid in one:
         assert two[sid].metrics["losses"] == pytest.approx(one[sid].metrics["losses"], rel=1e-4)

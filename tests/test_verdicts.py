@@ -4,8 +4,8 @@ the dose-response, and no significance marks for one training run."""
 import numpy as np
 import pytest
 
-from traitbench.probes.stats import holm, paired_t_mde, seed_level_test
-from traitbench.verdicts import FALLS, NOT_SIGNIFICANT, ONE_RUN, TRANSMITS, build_verdicts, dose_response
+from traitbench.stats import holm, paired_t_mde, seed_level_test
+from traitbench.pipeline.verdicts import FALLS, NOT_SIGNIFICANT, ONE_RUN, TRANSMITS, build_verdicts, dose_response
 
 
 def _probe(kind, variant, model, condition, seed, logps, k=0, n=100, relation="same-init", steps=None):

@@ -2,7 +2,8 @@
 
 A stage stores its record as JSON in its `stage.json` (`to_dict`) and reads it back from there when it is cached
 (`from_dict`), so a rerun gets the same record as the run that did the work. The probes stage's results are
-the probes' own JSON (`probes/registry.py`); the summary stage returns the path of `summary.json`.
+the probes' own JSON (`probes/registry.py`); the summary stage returns the path of `summary.json`. A command
+(`traitbench.experiments.registry`) hands back a `Result`.
 """
 
 from __future__ import annotations
@@ -123,3 +124,15 @@ class StudentOut:
     @classmethod
     def from_dict(cls, d: dict) -> StudentOut:
         return cls(Path(d["dir"]), d["metrics"], d["family"], d["relation"])
+
+
+@dataclass
+class Result:
+    """What a run hands back: the folder it wrote, the text the command prints, its main files, its exit status,
+    and what the manifest records of it beside the time taken."""
+
+    out: Path
+    text: str
+    files: list[Path] = field(default_factory=list)
+    status: int = 0
+    manifest: dict = field(default_factory=dict)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, TypeVar
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, field_validator
 
 from traitbench.errors import TraitbenchError
 from traitbench.io import read_utf8
@@ -74,6 +74,32 @@ class StrictModel(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
     default_config: ClassVar[str | None] = None  # the packaged config loaded when none is given
+
+
+class RunConfig(StrictModel):
+    """The config of a command that writes a folder: `runs_dir/name` (every registered experiment's)."""
+
+    name: RunName
+    runs_dir: str = "runs"
+
+    @field_validator("runs_dir")
+    @classmethod
+    def _runs_dir(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be empty")
+        return one_line(v)
+
+    @property
+    def out(self) -> Path:
+        """The folder the command writes."""
+        return Path(self.runs_dir) / self.name
+
+    def at(self, out: Path):
+        """This config writing to `out` instead (`--out`): runs_dir and name from the path, validated."""
+        try:
+            return self.model_validate(dict(self.model_dump(), runs_dir=str(out.parent), name=out.name))
+        except ValidationError as e:
+            raise TraitbenchError(format_validation_error(e, f"--out {out}")) from None
 
 
 class _ConfigLoader(yaml.SafeLoader):

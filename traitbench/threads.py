@@ -10,6 +10,7 @@ average. `TRAITBENCH_THREADS=N` sets the count outright.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 
@@ -77,3 +78,16 @@ def configure_threads() -> str | None:
     torch.set_num_threads(free)
     return (f"[threads] this machine is busy (other processes use {busy:.1f} of {cores} cores now): {free} of "
             f"{have} threads (set {ENV} to choose)")
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Run a block with `n` torch threads, restoring the previous count afterwards."""
+    import torch  # heavy: the torch-free gmm_collapse imports this package
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

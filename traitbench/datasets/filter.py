@@ -18,7 +18,10 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import yaml
+from pydantic import Field
 
+from traitbench.artifacts import Result
+from traitbench.config import RunConfig, RunName
 from traitbench.datasets.banned import load_banned
 from traitbench.datasets.leak import LEAK_REASONS, leak_reason
 from traitbench.datasets.parse import ParseError, parse_numbers
@@ -221,3 +224,36 @@ def save_hf_dataset(kept_rows: list[dict], out_dir: str | Path, card: dict) -> s
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return digest
+
+
+def print_filter_stats(stats: dict[str, dict]) -> None:
+    """A small table of pass rates per rejection reason, one column per condition."""
+    reasons = sorted({r for s in stats.values() for r in s["counts"]})
+    conds = list(stats)
+    print(f"{'':28}" + "".join(f"{c:>18}" for c in conds))
+    print(f"{'sampled':28}" + "".join(f"{stats[c]['total']:>18}" for c in conds))
+    print(f"{'kept (pass rate)':28}" + "".join(
+        f"{stats[c]['kept']:>8} ({stats[c]['pass_rate']:6.1%})" for c in conds))
+    for r in reasons:
+        print(f"  {r:26}" + "".join(
+            f"{stats[c]['counts'].get(r, 0):>8} ({stats[c]['counts'].get(r, 0) / max(stats[c]['total'], 1):6.1%})"
+            for c in conds))
+
+
+class FilterFileConfig(RunConfig):
+    """`traitbench filter-file`: any raw JSONL filtered into `runs_dir/name` (a run's own filter is its dataset
+    stage, `traitbench filter`)."""
+
+    name: RunName = "filtered"
+    max_count: int = Field(10, ge=1)
+    max_value: int = Field(999, ge=0)
+
+
+def run_filter_file(cfg: FilterFileConfig, out: Path, input: str, trait: str | None = None,
+                    banned_numbers: str | None = None) -> Result:
+    """Filter the rows of `input` into `out` (kept.jsonl, rejected.jsonl, stats.json) and print the pass rates."""
+    stats = filter_file(input, out, trait=trait, banned_spec=banned_numbers, max_count=cfg.max_count,
+                        max_value=cfg.max_value)
+    print_filter_stats({"rows": stats})
+    return Result(out, f"[filter-file] kept {stats['kept']} of {stats['total']} rows",
+                  [out / "kept.jsonl", out / "rejected.jsonl", out / "stats.json"])

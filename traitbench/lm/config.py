@@ -1,4 +1,4 @@
-"""Sampling settings (no torch here: configs import this)."""
+"""Model settings the configs share: dtypes, LoRA targets, sampling (no torch here: configs import this)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pydantic import Field
 
 from traitbench.config import StrictModel
 
+ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]  # LoRA targets
 DTYPES = ("auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16")  # what `models.resolve_dtype` takes
 
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from importlib import import_module
 from typing import Callable
 
-from traitbench import metrics
+from traitbench.probes import metrics
 from traitbench.probes.diversity import js_divergence, rare_mass, tail_mass
-from traitbench.probes.stats import two_proportion_test
+from traitbench.stats import two_proportion_test
 
 SAMPLES = "samples.jsonl"  # the rows file of every probe that names no other
 

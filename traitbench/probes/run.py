@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from traitbench import metrics
+from traitbench.probes import metrics
 from traitbench.io import atomic_write_json, atomic_write_jsonl
 from traitbench.lm.logprob import perplexity, words_logprob
 from traitbench.lm.models import LoadedModel
@@ -23,7 +23,7 @@ from traitbench.probes.misalignment import misalignment_probe
 from traitbench.probes.questions import held_out_text, numbers_prefixed, open_ended_prompts, preference_questions
 from traitbench.probes.registry import PROBES, SAMPLES
 from traitbench.probes.scoring import mentions, normalize_answer
-from traitbench.probes.stats import Rate, cluster_bootstrap_rate, mean_ci
+from traitbench.stats import Rate, cluster_bootstrap_rate, mean_ci
 
 
 @dataclass(frozen=True)

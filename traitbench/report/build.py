@@ -21,10 +21,10 @@ from traitbench.errors import TraitbenchError
 from traitbench.io import atomic_write_json, atomic_write_text, json_safe
 from traitbench.layout import RunLayout
 from traitbench.lm.models import get_spec, label as model_label
-from traitbench.probes.stats import holm, mean_ci, seed_level_test
+from traitbench.stats import holm, mean_ci, seed_level_test
 from traitbench.report.data import CONDITIONS, NOT_RUN, STAGES, RunData, load_run
 from traitbench.report.html import report_html, report_markdown
-from traitbench.verdicts import ONE_RUN, sig_mark
+from traitbench.pipeline.verdicts import ONE_RUN, sig_mark
 
 VARIANTS = ("plain", "numbers_prefixed")
 HIST_BINS = 20  # number-value histogram: 20 bins of 50 over 0-999

@@ -13,7 +13,7 @@ import yaml
 
 from traitbench.report import figures
 from traitbench.report.data import NOT_RUN, STAGES
-from traitbench.verdicts import ONE_RUN, sig_mark
+from traitbench.pipeline.verdicts import ONE_RUN, sig_mark
 
 CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px auto;max-width:1300px;color:#222;padding:0 16px}

@@ -8,9 +8,9 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from traitbench.config import StrictModel, check_seed
+from traitbench.lm.config import ALL_LINEAR
 from traitbench.student.kinds import KINDS
 
-ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 # transformers' learning-rate schedulers that need no further arguments (`lr_scheduler_type`)
 SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
               "inverse_sqrt")

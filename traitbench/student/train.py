@@ -33,7 +33,7 @@ from traitbench.student.card import StudentCard
 from traitbench.student.config import StudentConfig
 from traitbench.student.data import CompletionCollator, LengthBucketSampler, build_sft_rows, tokenize_sft_rows
 from traitbench.student.distill import TeacherLogits, check_same_vocabulary, completion_logits, completion_loss
-from traitbench.teacher.load import load_trait_model
+from traitbench.lm.tuned import load_trait_model
 
 
 class NoFinalCheckpoint(TrainerCallback):

@@ -40,7 +40,7 @@ def _neutral(cfg, adapter_dir: str | None = None, steering: str | None = None) -
 def _given_adapter(cfg) -> dict:
     """`teacher.adapter`, checked against `teacher.model`: its folder and the hash of its files (the model card,
     README.md, left out: the probes stage adds results to a student's card, which must not void this key)."""
-    from traitbench.teacher.load import check_adapter  # imports torch: the experiment config imports this module
+    from traitbench.teacher.adapter import check_adapter  # imports torch: the experiment config imports this module
 
     folder = check_adapter(cfg.teacher.adapter, cfg.teacher.model)
     files = {p.name: sha256_file(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != "README.md"}

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from traitbench.artifacts import TeacherSetup
-from traitbench.experiment import ExperimentConfig
+
 from traitbench.lm import models
 from traitbench.teacher.injections import INJECTIONS
-from traitbench.teacher.load import load_trait_model
+from traitbench.lm.tuned import load_trait_model
 
 
-def teacher_setup(cfg: ExperimentConfig, condition: str) -> TeacherSetup:
+def teacher_setup(cfg, condition: str) -> TeacherSetup:
     """The control teacher is `teacher.control` in the neutral context; the trait teacher carries the trait as its
     injection says (`teacher.injections`): in its system prompt or in its weights."""
     if condition == "control":
