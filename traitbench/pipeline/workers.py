@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -58,9 +59,23 @@ def thread_env(threads: int):
                 os.environ[k] = v
 
 
+def die_with_parent() -> None:
+    """Ask Linux to stop this process when the process that started it dies (a killed run must not leave workers
+    training into the folders a rerun trains into); nothing elsewhere."""
+    try:
+        import ctypes  # Linux's prctl: only in workers
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() == 1:  # the parent died before the request: stop now
+        os._exit(1)
+
+
 def _init_worker(slots, threads: int, log_dir: str) -> None:
-    """Runs once in each worker: its slot, its log file (stdout and stderr, at the file-descriptor level), its
-    threads, and on a multi-GPU machine its own device."""
+    """Runs once in each worker: stops with the run, its slot, its log file (stdout and stderr, at the
+    file-descriptor level), its threads, and on a multi-GPU machine its own device."""
+    die_with_parent()
     slot = slots.get()
     log = open(Path(log_dir) / f"worker-{slot}.log", "a", buffering=1, encoding="utf-8")
     os.dup2(log.fileno(), 1)
