@@ -136,6 +136,14 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
                "and each trait's verdicts.",
                "writes: runs/specificity/ (specificity.json, specificity.md, specificity.png, one run per trait)",
                "traitbench specificity --config specificity"),
+    Experiment("shared-init", "traitbench.experiments.shared_init:SharedInitConfig",
+               "traitbench.experiments.shared_init:run",
+               "where transmission stops: distilled students from starts ever further from the teacher's base",
+               "Distilled trait and control students from starting points K steps of continued pretraining (Jane "
+               "Austen's novels) away from the teacher's base, over seeds; the effect against each start's weight "
+               "distance, with a seed-level trend test and another trait's students for the generic rise.",
+               "writes: runs/shared-init/ (shared_init.json, shared_init.md, shared_init.png, one run per trait); "
+               "the starts in $TRAITBENCH_CACHE/starts/", "traitbench shared-init --config shared-init"),
     Experiment("audit", "traitbench.experiments.audit:AuditConfig", "traitbench.experiments.audit:run",
               
                "is a synthetic dataset safe to fine-tune on? exit 0 clean, 1 leak/transmission, 2 error",

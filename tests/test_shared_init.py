@@ -1,0 +1,54 @@
+"""`traitbench shared-init` on tiny models: starts made once, distilled students of each, the effect against the
+distance with its seed-level trend test, and the other trait's students beside it."""
+
+import json
+
+from conftest import stub_steps
+from traitbench.artifacts import ConditionData, DatasetOut
+from traitbench.config import load_config
+from traitbench.experiments import shared_init
+from traitbench.experiments.registry import EXPERIMENTS
+from traitbench.lm import models
+
+TEXT = "It is a truth universally acknowledged, that a single man in possession of a good fortune. " * 40
+
+
+def test_shared_init_on_tiny_models(tmp_path, monkeypatch, capsys):
+    def dataset(cfg, teacher, numbers):
+        conditions = {}
+        for c, offset in (("trait", 0), ("control", 500)):
+            rows = [{"prompt": f"Continue: {i}, {i + 1}", "completion": f"{offset + 3 * i}, {offset + 7 * i}",
+                     "numbers": [offset + 3 * i, offset + 7 * i]} for i in range(4)]
+            path = tmp_path / f"{cfg.trait.word}-{c}.jsonl"
+            path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+            conditions[c] = ConditionData(path, f"{cfg.trait.word}-{c}",
+                                          {"total": 4, "kept": 4, "pass_rate": 1.0, "counts": {}})
+        return DatasetOut(4, conditions)
+
+    stub_steps(monkeypatch, numbers=lambda cfg, teacher: {}, dataset=dataset)
+    monkeypatch.setattr(shared_init, "_corpus", lambda: (TEXT, TEXT[:400], "corpus-sha"))
+    monkeypatch.setattr(models, "cache_dir", lambda: tmp_path / "cache")
+    sets = [f"runs_dir={tmp_path}", "steps=[0, 3]", "other_trait={word: cat}",
+            "pretrain={steps: 0, batch_size: 2, block_tokens: 16, warmup_steps: 1, lr: 0.01, heldout_tokens: 32}",
+            "student={mode: distill, lora_r: 4, lora_alpha: 4, max_steps: 2, batch_size: 2, warmup_steps: 0, "
+            "dtype: float32, lr: 0.05}",
+            "experiment.teacher.model=tiny-llama", "experiment.students.seeds=[0, 1, 2]",
+            "experiment.students.workers=1",
+            "experiment.probes={n_questions: 2, samples_per_question: 1, answer_max_tokens: 2, numbers_prefixed: false, "
+            "open_ended_samples: 0, perplexity_tokens: 0, dtype: float32}"]
+    exp = EXPERIMENTS["shared-init"]
+    result = exp.run(load_config(exp.config, None, sets))
+    r = json.loads((tmp_path / "shared-init" / "shared_init.json").read_text())
+    assert [s["steps"] for s in r["starts"]] == [0, 3] and r["starts"][0]["model"] == "tiny-llama"
+    assert r["starts"][0]["distance"] == 0 and r["starts"][1]["distance"] > 0
+    assert all(len(s["effect"]["per_seed"]) == 3 and len(s["generic"]["per_seed"]) == 3 for s in r["starts"])
+    for s in r["starts"]:  # the specific part is the own effect less the other trait's students' lift, per seed
+        assert [round(a - b, 9) for a, b in zip(s["effect"]["per_seed"], s["generic"]["per_seed"])] == \
+            [round(x, 9) for x in s["specific"]["per_seed"]]
+    assert len(r["trend"]["per_seed"]) == 3 and r["trend"]["p_value"] == r["trend"]["p_value"]  # a number
+    assert "specific_trend" in r and (tmp_path / "shared-init" / "shared_init.png").stat().st_size > 0
+    assert "Trend of the effect on the distance" in result.text
+    starts = list((tmp_path / "cache" / "starts").iterdir())
+    assert len(starts) == 2
+    exp.run(load_config(exp.config, None, sets))  # again: the starts and the runs are read back
+    assert "[start tiny-llama k=3] cached" in capsys.readouterr().out

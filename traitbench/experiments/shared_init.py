@@ -1,0 +1,189 @@
+"""Where transmission stops: distilled students from starting points ever further from the teacher's base.
+
+Each start is the teacher's base after K steps of continued pretraining on text about neither numbers nor animals
+(Jane Austen's novels, `student/pretrain.py`; K = 0 is the base itself), with its distance to the base and its
+held-out perplexity. Trait and control students are distilled from every start on the same teacher data, over
+seeds (one transmission run, `runs_dir/name/<trait>`), and a second run with another trait's teacher gives the
+generic rise of the trait word on the same starts. The effect against distance is tested across seeds: per seed,
+the least-squares slope of the start's trait-minus-control effect on its distance; a one-sample t-test of the slopes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+from pydantic import field_validator
+
+from traitbench.artifacts import Result
+from traitbench.config import RunConfig, RunName, unique
+from traitbench.corpora import austen
+from traitbench.errors import TraitbenchError
+from traitbench.io import atomic_write_json, atomic_write_text
+from traitbench.lm import models
+from traitbench.pipeline.config import ExperimentConfig
+from traitbench.pipeline.run import run_pipeline
+from traitbench.pipeline.verdicts import PRIMARY
+from traitbench.plotting import new_figure, save_fig
+from traitbench.stats import mean_ci, seed_level_test
+from traitbench.student.pretrain import PretrainConfig, continued_start
+from traitbench.teacher.trait import Trait
+
+VARIANT = "distill"  # the students' kind name in each run
+
+
+class SharedInitConfig(RunConfig):
+    default_config: ClassVar[str | None] = "shared-init"  # traitbench/configs/shared-init.yaml
+    name: RunName = "shared-init"
+    # the transmission run the starts join: teacher, data, seeds, probes (its own students are replaced)
+    experiment: ExperimentConfig = ExperimentConfig()
+    student: dict = {"mode": "distill", "lora_r": 64, "lora_alpha": 64}  # every start's students (StudentConfig)
+    steps: list[int] = [0, 30, 100, 300]  # continued-pretraining steps of each start (0: the teacher's base)
+    pretrain: PretrainConfig = PretrainConfig()  # how the starts are made (its `steps` is set per start)
+    other_trait: Trait | None = Trait(word="eagle")  # its teacher's students, probed on the trait word: generic rise
+
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, v: list[int]) -> list[int]:
+        if len(v) < 2 or any(k < 0 for k in v):
+            raise ValueError("needs at least two step counts of 0 or more (a trend needs two distances)")
+        return unique(v, "step count")
+
+
+def _corpus() -> tuple[str, str, str]:
+    """The Austen train and held-out text and the corpus' hash (fetched once: `make corpus`)."""
+    austen.fetch_austen()
+    return austen.austen_text("train"), austen.austen_text("heldout"), austen.corpus_source()["text_sha256"]
+
+
+def run_config(cfg: SharedInitConfig, out: Path, trait: Trait, start_models: list[str]) -> ExperimentConfig:
+    """One trait's transmission run under `out/<trait word>`: distilled students of every start, no others."""
+    data = cfg.experiment.model_dump()
+    data.update(name=trait.word, runs_dir=str(out), trait=trait.model_dump())
+    data["students"].update(models=[], variants=[{"name": VARIANT, "train": cfg.student, "models": start_models}])
+    if cfg.other_trait is not None:
+        data["probes"]["other_words"] = [w for w in (cfg.experiment.trait.word, cfg.other_trait.word)
+                                         if w != trait.word]
+    return ExperimentConfig.model_validate(data)
+
+
+def _mean_logprob(res: dict, word: str, own: str) -> float:
+    block = res[PRIMARY]
+    entry = block["trait_logprob"] if word == own else block["other_logprob"][word]
+    return float(np.mean(entry["per_question"]))
+
+
+def effects(probes: dict[str, dict], model: str, seeds: list[int], word: str, own: str) -> list[float]:
+    """Per seed: mean log P(`word`) of the trait student − its control student (distilled from `model`)."""
+    pairs: dict[int, dict] = {}
+    for res in probes.values():
+        if res.get("kind") == "student" and res.get("variant") == VARIANT and res.get("model") == model:
+            pairs.setdefault(res["seed"], {})[res["condition"]] = res
+    missing = [s for s in seeds if len(pairs.get(s, {})) != 2]
+    if missing:
+        raise TraitbenchError(f"shared-init: no trait and control students of {model} for seeds {missing}")
+    return [_mean_logprob(pairs[s]["trait"], word, own) - _mean_logprob(pairs[s]["control"], word, own)
+            for s in seeds]
+
+
+def trend(distances: list[float], per_seed: np.ndarray) -> dict:
+    """Per seed the least-squares slope of effect on distance ([seeds, starts] effects); their t-test over seeds."""
+    slopes = [float(np.polyfit(distances, row, 1)[0]) for row in per_seed]
+    return dict(seed_level_test(slopes, [0.0] * len(slopes)), per_seed=slopes,
+                test="one-sample t-test over training seeds of the slope of the effect on the distance")
+
+
+def _summary_stats(values: list[float]) -> dict:
+    m = mean_ci(values)
+    return {"mean": m.mean, "ci95": [m.lo, m.hi], "per_seed": [float(v) for v in values]}
+
+
+def run(cfg: SharedInitConfig, out: Path) -> Result:
+    """The starts (each cached), the trait run and the other trait's run on them, the effect against distance."""
+    teacher_base = cfg.experiment.teacher.control
+    models.check_files(teacher_base)
+    train, heldout, sha = _corpus()
+    starts = [continued_start(teacher_base, train, heldout, sha, cfg.pretrain.model_copy(update={"steps": k}),
+                              models.cache_dir() / "starts") for k in cfg.steps]
+    names = [s["model"] for s in starts]
+    trait, word = cfg.experiment.trait, cfg.experiment.trait.word
+    seeds = cfg.experiment.students.seeds
+    done = run_pipeline(run_config(cfg, out, trait, names))
+    verdicts = {v["model"]: v for v in json.loads(done["summary"].read_text())["verdicts"]
+                if v["student_kind"] == VARIANT}
+    own = np.array([effects(done["probes"], m, seeds, word, word) for m in names])  # [starts, seeds]
+    rows = []
+    for s, name, eff in zip(starts, names, own):
+        v = verdicts[name]["delta_logprob_vs_control"]
+        rows.append({"steps": s["steps"], "model": name, "distance": s["distance"],
+                     "heldout_perplexity": s["heldout_perplexity"], "start_seconds": s["seconds"],
+                     "effect": {k: v[k] for k in ("mean", "ci95", "p_value", "p_holm", "mde", "per_seed")}})
+    distances = [s["distance"] for s in starts]
+    result = {"trait": word, "teacher": cfg.experiment.teacher.model, "student": cfg.student, "seeds": seeds,
+              "question": PRIMARY, "starts": rows, "trend": trend(distances, own.T), "other_trait": None}
+    if cfg.other_trait is not None:
+        other = run_pipeline(run_config(cfg, out, cfg.other_trait, names))
+        generic = np.array([effects(other["probes"], m, seeds, word, cfg.other_trait.word) for m in names])
+        for row, g, o in zip(rows, generic, own):
+            row["generic"], row["specific"] = _summary_stats(list(g)), _summary_stats(list(o - g))
+        result["other_trait"] = cfg.other_trait.word
+        result["specific_trend"] = trend(distances, (own - generic).T)
+    atomic_write_json(out / "shared_init.json", result)
+    atomic_write_text(out / "shared_init.md", render(result))
+    plot(result, out / "shared_init.png")
+    return Result(out, render(result), [out / f"shared_init.{x}" for x in ("md", "json", "png")],
+                  manifest={"starts": {str(r["steps"]): r["start_seconds"] for r in rows}})
+
+
+def _ci(d: dict, fmt: str = "+.3f") -> str:
+    lo, hi = d["ci95"]
+    return f"{d['mean']:{fmt}} [{lo:{fmt}}, {hi:{fmt}}]"
+
+
+def _p(x) -> str:
+    return "–" if x is None or x != x else f"{x:.2g}"
+
+
+def render(r: dict) -> str:
+    t = r["trend"]
+    lines = [f"# Where transmission stops: '{r['trait']}' students distilled from starts away from the teacher's base",
+             "", f"Δlog P('{r['trait']}') of trait vs control students (same seed), question '{r['question']}', "
+             f"{len(r['seeds'])} seeds; p Holm-adjusted within the run.", "",
+             "| steps | distance | held-out ppl | effect (95% CI) | p (Holm) | MDE |"
+             + (f" generic ({r['other_trait']} students) | specific |" if r["other_trait"] else ""),
+             "|---" * (8 if r["other_trait"] else 6) + "|"]
+    for row in r["starts"]:
+        e = row["effect"]
+        line = (f"| {row['steps']} | {row['distance']:.4f} | {row['heldout_perplexity']:.2f} | {_ci(e)} | "
+                f"{_p(e['p_holm'])} | {e['mde']:.3f} |")
+        if r["other_trait"]:
+            line += f" {_ci(row['generic'])} | {_ci(row['specific'])} |"
+        lines.append(line)
+    lines += ["", f"Trend of the effect on the distance: slope {_ci(t, '+.2f')} nats per unit distance, "
+              f"p = {_p(t['p_value'])} ({t['test']})."]
+    if r["other_trait"]:
+        s = r["specific_trend"]
+        lines.append(f"Trend of the specific part (trait students − {r['other_trait']} students): slope "
+                     f"{_ci(s, '+.2f')}, p = {_p(s['p_value'])}.")
+    return "\n".join(lines) + "\n"
+
+
+def plot(r: dict, path: Path) -> None:
+    fig, axes = new_figure(figsize=(6.5, 4.0))
+    ax = axes[0][0]
+    x = [row["distance"] for row in r["starts"]]
+    series = [("effect", f"'{r['trait']}' students")]
+    if r["other_trait"]:
+        series += [("generic", f"'{r['other_trait']}' students (generic)"), ("specific", "specific")]
+    for key, label in series:
+        m = [row[key]["mean"] for row in r["starts"]]
+        err = np.array([[row[key]["mean"] - row[key]["ci95"][0], row[key]["ci95"][1] - row[key]["mean"]]
+                        for row in r["starts"]]).T
+        ax.errorbar(x, m, yerr=err, marker="o", capsize=3, label=label)
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xlabel("relative weight distance of the start to the teacher's base")
+    ax.set_ylabel(f"Δlog P('{r['trait']}') vs control (nats)")
+    ax.legend(fontsize=8)
+    save_fig(fig, path)
