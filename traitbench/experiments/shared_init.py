@@ -28,7 +28,7 @@ from traitbench.pipeline.run import run_pipeline
 from traitbench.pipeline.verdicts import PRIMARY
 from traitbench.plotting import new_figure, save_fig
 from traitbench.stats import mean_ci, seed_level_test
-from traitbench.student.pretrain import PretrainConfig, continued_start
+from traitbench.student.pretrain import PretrainConfig, continued_starts
 from traitbench.teacher.trait import Trait
 
 VARIANT = "distill"  # the students' kind name in each run
@@ -41,7 +41,7 @@ class SharedInitConfig(RunConfig):
     experiment: ExperimentConfig = ExperimentConfig()
     student: dict = {"mode": "distill", "lora_r": 64, "lora_alpha": 64}  # every start's students (StudentConfig)
     steps: list[int] = [0, 30, 100, 300]  # continued-pretraining steps of each start (0: the teacher's base)
-    pretrain: PretrainConfig = PretrainConfig()  # how the starts are made (its `steps` is set per start)
+    pretrain: PretrainConfig = PretrainConfig()  # how the starts are made
     other_trait: Trait | None = Trait(word="eagle")  # its teacher's students, probed on the trait word: generic rise
 
     @field_validator("steps")
@@ -105,8 +105,7 @@ def run(cfg: SharedInitConfig, out: Path) -> Result:
     teacher_base = cfg.experiment.teacher.control
     models.check_files(teacher_base)
     train, heldout, sha = _corpus()
-    starts = [continued_start(teacher_base, train, heldout, sha, cfg.pretrain.model_copy(update={"steps": k}),
-                              models.cache_dir() / "starts") for k in cfg.steps]
+    starts = continued_starts(teacher_base, train, heldout, sha, cfg.pretrain, cfg.steps, models.cache_dir() / "starts")
     names = [s["model"] for s in starts]
     trait, word = cfg.experiment.trait, cfg.experiment.trait.word
     seeds = cfg.experiment.students.seeds

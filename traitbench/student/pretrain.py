@@ -3,8 +3,9 @@
 A student that does not share the teacher's initialisation is, in the paper's theory, out of reach of subliminal
 learning. `continued_start` moves a model away from its base by full fine-tuning on plain text (next-token loss,
 `steps` optimizer steps on seeded blocks of the corpus) and records how far it went (`relative_distance`) and
-that it still works (held-out perplexity). A start is cached by the base's weights, the text's hash and every
-setting, so each (model, steps, corpus, seed) is made once.
+that it still works (held-out perplexity). A start is cached by the base's weights, the text's hash, its steps
+and every setting, so each (model, steps, corpus, seed) is made once; the missing starts of a model are made in
+one pass.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import math
 import random
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 from pydantic import Field, field_validator
@@ -27,7 +29,6 @@ from traitbench.lm.logprob import perplexity
 class PretrainConfig(StrictModel):
     """Continued pretraining of a start: full fine-tune, AdamW, constant learning rate after a linear warm-up."""
 
-    steps: int = Field(0, ge=0)  # optimizer steps; 0 is the base itself
     lr: float = Field(5e-5, gt=0)
     warmup_steps: int = Field(10, ge=0)
     batch_size: int = Field(8, ge=1)
@@ -56,58 +57,73 @@ def text_blocks(lm: models.LoadedModel, text: str, block_tokens: int) -> torch.T
     return torch.tensor(ids[: n * block_tokens]).view(n, block_tokens)
 
 
-def _train(lm: models.LoadedModel, blocks: torch.Tensor, cfg: PretrainConfig) -> list[float]:
-    """`cfg.steps` AdamW steps of next-token loss on batches of `blocks` in a seeded order; the losses."""
+def _train(lm: models.LoadedModel, blocks: torch.Tensor, cfg: PretrainConfig, steps: int,
+           after: Callable[[int, float], None]) -> None:
+    """`steps` AdamW steps of next-token loss on batches of `blocks` in a seeded order; `after(step, loss)` after
+    each (a pass to K steps is the pass to any K' > K stopped at K: the order and learning rates do not depend on it)."""
     torch.manual_seed(cfg.seed)
     order: list[int] = []
     rng = random.Random(cfg.seed)
     model = lm.model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
-    losses = []
-    for step in range(cfg.steps):
+    for step in range(1, steps + 1):
         while len(order) < cfg.batch_size:
             epoch = list(range(len(blocks)))
             rng.shuffle(epoch)
             order += epoch
         batch, order = blocks[order[: cfg.batch_size]].to(model.device), order[cfg.batch_size:]
         for g in opt.param_groups:
-            g["lr"] = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+            g["lr"] = cfg.lr * min(1.0, step / max(1, cfg.warmup_steps))
         loss = model(input_ids=batch, labels=batch).loss
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
-        losses.append(float(loss.detach()))
+        after(step, float(loss.detach()))
     model.eval()
-    return losses
 
 
-def start_key(model: str, text_sha256: str, cfg: PretrainConfig) -> dict:
+def start_key(model: str, text_sha256: str, cfg: PretrainConfig, steps: int) -> dict:
     return {"model": model, "model_hashes": models.file_hashes(model), "text_sha256": text_sha256,
-            "pretrain": cfg.model_dump()}
+            "pretrain": cfg.model_dump(), "steps": steps}
 
 
-def continued_start(model: str, train_text: str, heldout_text: str, text_sha256: str, cfg: PretrainConfig,
-                    root: Path) -> dict:
-    """`model` after `cfg.steps` steps of continued pretraining on `train_text`, saved (safetensors and tokenizer)
-    under `root/<hash of the key>/model/` and cached there: {"model": the folder to train students from (the base's
-    own name for 0 steps), "distance", "heldout_perplexity", "final_loss", "seconds"}."""
-    key = start_key(model, text_sha256, cfg)
-    stage = Stage(Path(root) / f"{models.label(model)}-k{cfg.steps}-s{cfg.seed}-{sha256_json(key)[:10]}", key)
-
-    def work(stage: Stage) -> dict:
+def continued_starts(model: str, train_text: str, heldout_text: str, text_sha256: str, cfg: PretrainConfig,
+                     steps: list[int], root: Path) -> list[dict]:
+    """`model` after each of `steps` optimizer steps of continued pretraining on `train_text`, each start saved
+    (safetensors and tokenizer) under `root/<model>-k<K>-s<seed>-<key hash>/model/` and cached there. The missing
+    starts are made in one pass up to the largest of them. Per start: {"model": the folder to train students from
+    (the base's own name at 0 steps), "steps", "distance", "heldout_perplexity", "final_loss", "seconds" (of the
+    pass up to it)}."""
+    stages = {k: Stage(Path(root) / f"{models.label(model)}-k{k}-s{cfg.seed}-"
+                       f"{sha256_json(start_key(model, text_sha256, cfg, k))[:10]}",
+                       start_key(model, text_sha256, cfg, k)) for k in steps}
+    missing = sorted(k for k in steps if not stages[k].is_done())
+    if missing:
         t0 = time.perf_counter()
         base = models.load(model, dtype="float32", seed=cfg.seed)
         moved = models.load(model, dtype="float32", seed=cfg.seed)
-        losses = _train(moved, text_blocks(moved, train_text, cfg.block_tokens), cfg) if cfg.steps else []
-        folder = stage.dir / "model"
-        if cfg.steps:
-            moved.model.save_pretrained(folder, safe_serialization=True)
-            moved.tokenizer.save_pretrained(folder)
-        with torch.inference_mode():
-            ppl = perplexity(moved, heldout_text, max_tokens=cfg.heldout_tokens)
-        return {"model": str(folder) if cfg.steps else model, "steps": cfg.steps,
-                "distance": relative_distance(moved.model, base.model), "heldout_perplexity": ppl["perplexity"],
-                "heldout_tokens": ppl["tokens"], "final_loss": losses[-1] if losses else None,
-                "seconds": round(time.perf_counter() - t0, 1)}
 
-    return cached(stage, work, label=f"start {models.label(model)} k={cfg.steps}")
+        def snapshot(k: int, loss: float | None) -> None:
+            if k not in missing:
+                return
+            folder = stages[k].dir / "model"
+            if k:
+                moved.model.save_pretrained(folder, safe_serialization=True)
+                moved.tokenizer.save_pretrained(folder)
+            moved.model.eval()
+            with torch.inference_mode():
+                ppl = perplexity(moved, heldout_text, max_tokens=cfg.heldout_tokens)
+            moved.model.train()
+            start = {"model": str(folder) if k else model, "steps": k,
+                     "distance": relative_distance(moved.model, base.model), "heldout_perplexity": ppl["perplexity"],
+                     "heldout_tokens": ppl["tokens"], "final_loss": loss, "seconds": round(time.perf_counter() - t0, 1)}
+            cached(stages[k], lambda stage: start, label=f"start {models.label(model)} k={k}")
+
+        snapshot(0, None)
+        if missing[-1]:
+            print(f"[start] {models.label(model)}: {missing[-1]} steps of continued pretraining (starts at {missing})")
+            _train(moved, text_blocks(moved, train_text, cfg.block_tokens), cfg, missing[-1], snapshot)
+    for k in steps:
+        if k not in missing:
+            print(f"[start {models.label(model)} k={k}] cached: {stages[k].dir}")
+    return [stages[k].outputs() for k in steps]
