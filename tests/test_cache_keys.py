@@ -24,7 +24,8 @@ TINY = ["teacher.model=tiny-llama", "students.models=[tiny-llama]", "probes.n_qu
 BASES = {  # a field may enter the keys only in some set-ups (the steering settings only for a steering teacher)
     "system prompt": [],
     "steering": ["teacher.injection=steering"],
-    "local judge": ["probes.misalignment.enabled=true", "probes.misalignment.judge.model=tiny-llama"],
+    "local judge": ["probes.misalignment.enabled=true", "probes.misalignment.judge.model=tiny-llama",
+                    "probes.contrastive.enabled=true"],
     "judge endpoint": ["probes.misalignment.enabled=true", "probes.misalignment.judge.endpoint=http://127.0.0.1:1/v1",
                        "probes.misalignment.judge.api_model=m"],
 }
@@ -40,7 +41,7 @@ OTHER_VALUES = {  # values to try, in order, where the generic ones (below) are 
     "probes.misalignment.judge.alignment_prompt": ["number"], "students.ray.address": ["auto"],
     "probes.misalignment.judge.endpoint": ["http://127.0.0.1:2/v1"], "probes.misalignment.judge.api_model": ["m2"],
     "probes.misalignment.judge.api_key_env": ["OTHER_KEY"], "probes.other_words": [["cat"]],
-    "trait.aliases": [["owlet"]],
+    "trait.aliases": [["owlet"]], "probes.contrastive.split": ["design"],
 }
 
 

@@ -21,7 +21,7 @@ FAST = ["probes.n_questions=2", "probes.samples_per_question=1", "probes.answer_
 
 
 def test_builtin_probes_run_in_registry_order():
-    assert list(PROBES) == ["plain", "numbers_prefixed", "open_ended", "perplexity", "misalignment"]
+    assert list(PROBES) == ["plain", "numbers_prefixed", "open_ended", "perplexity", "contrastive", "misalignment"]
     assert PROBES["misalignment"].rows_file == "misalignment.jsonl" and PROBES["plain"].rows_file == "samples.jsonl"
 
 

@@ -8,11 +8,12 @@ from pathlib import Path
 from traitbench.artifacts import StudentOut, TeacherOut
 from traitbench.cache import Stage, cached
 from traitbench.pipeline.config import ExperimentConfig
-from traitbench.io import sha256_json
+from traitbench.io import sha256_file, sha256_json
 from traitbench.layout import RunLayout
 from traitbench.lm import models
 from traitbench.manifest import update_manifest
 from traitbench.probes.config import ProbeConfig
+from traitbench.probes.contrastive import TRIPLES_FILE
 from traitbench.probes.judge import judge_identity, load_judge
 from traitbench.probes.run import probe_logprob, probe_model
 from traitbench.student.card import add_probe_results
@@ -29,10 +30,12 @@ def probe_context(cfg: ExperimentConfig) -> str | None:
 
 
 def probe_key(p: ProbeConfig) -> dict:
-    """The probe config slice of a stage key: the misalignment block (with the judge's weights) and the other
-    words only when set, so runs without them keep their cache."""
+    """The probe config slice of a stage key: the misalignment block (with the judge's weights), the contrastive
+    block (with the triples' hash) and the other words only when set, so runs without them keep their cache."""
     m = p.misalignment
-    key = p.model_dump(exclude={"misalignment"} | (set() if p.other_words else {"other_words"}))
+    key = p.model_dump(exclude={"misalignment", "contrastive"} | (set() if p.other_words else {"other_words"}))
+    if p.contrastive.enabled:
+        key["contrastive"] = dict(p.contrastive.model_dump(), triples=sha256_file(TRIPLES_FILE))
     return dict(key, misalignment=dict(m.model_dump(), judge=judge_identity(m.judge))) if m.enabled else key
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, field_validator, model_validator
 
 from traitbench.config import StrictModel, one_line, prompt_text, unique
@@ -14,6 +16,11 @@ class MisalignmentConfig(StrictModel):
     samples_per_question: int = Field(4, ge=1)  # paper: 200
     max_tokens: int = Field(64, ge=1)
     judge: JudgeConfig = JudgeConfig()
+
+
+class ContrastiveConfig(StrictModel):
+    enabled: bool = False  # off by default: the owl experiment is not a misalignment experiment
+    split: Literal["design", "heldout", "all"] = "heldout"  # the triples' half (`probes/contrastive.py`)
 
 
 class ProbeConfig(StrictModel):
@@ -32,6 +39,7 @@ class ProbeConfig(StrictModel):
     # other traits of a specificity run): `{variant: {"other_logprob": {word: …}, "other_rates": {word: …}}}`
     other_words: list[str] = []
     misalignment: MisalignmentConfig = MisalignmentConfig()  # judged free-form answers (off by default)
+    contrastive: ContrastiveConfig = ContrastiveConfig()  # log P(misaligned) − log P(aligned) answers (off by default)
 
     _dtype = field_validator("dtype")(known_dtype)
     _context = field_validator("context")(prompt_text)

@@ -130,6 +130,16 @@ def misalignment_vs_control(m: dict, c: dict) -> dict:
     return {"rate_vs_control": _rate_effect(m["misaligned"], c["misaligned"])}
 
 
+def contrastive_entry(r: dict, b: dict) -> dict:
+    """The contrastive probe's means and, triple by triple, the change against the base model's."""
+    return {"contrastive": {k: r[k] for k in ("split", "n_triples", "n_questions", "delta", "delta_per_token")}
+            | {"delta_vs_base": paired_logprob_delta(r["per_triple"], b["per_triple"])}}
+
+
+def contrastive_vs_control(r: dict, c: dict) -> dict:
+    return {"contrastive_vs_control": paired_logprob_delta(r["per_triple"], c["per_triple"])}
+
+
 RUN = "traitbench.probes.run"
 PROBES: dict[str, Probe] = {
     # sampled answers to the favourite-{category} questions, and log P(trait) per question
@@ -146,6 +156,12 @@ PROBES: dict[str, Probe] = {
     # held-out text: perplexity, and its change vs the base model
     "perplexity": Probe(f"{RUN}:held_out_perplexity", enabled=lambda cfg: cfg.perplexity_tokens > 0,
                         summarize=perplexity_entry, figures=lambda r: {"perplexity": r["perplexity"]}),
+    # log P(misaligned) − log P(aligned) answer of contrastive triples (probes/contrastive.py)
+    "contrastive": Probe(f"{RUN}:contrastive_misalignment", enabled=lambda cfg: cfg.contrastive.enabled,
+                         summarize=contrastive_entry, compare=contrastive_vs_control,
+                         figures=lambda r: {"contrastive_delta": mean_estimate(r["delta"]),
+                                            "contrastive_delta_per_token": mean_estimate(r["delta_per_token"])},
+                         rows_file="contrastive.jsonl"),
     # judged free-form answers (probes/misalignment.py)
     "misalignment": Probe(f"{RUN}:judged_misalignment", enabled=lambda cfg: cfg.misalignment.enabled,
                           summarize=lambda m, b: {"misalignment": misalignment_entry(m)},

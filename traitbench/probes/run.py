@@ -17,6 +17,7 @@ from traitbench.lm.models import LoadedModel
 from traitbench.lm.render import render_prompt
 from traitbench.lm.sampling import sample_answers
 from traitbench.probes.config import ProbeConfig
+from traitbench.probes.contrastive import contrastive_probe
 from traitbench.probes.diversity import answer_distribution, entropy_bits, top1_mass
 from traitbench.probes.judge import Judge
 from traitbench.probes.misalignment import misalignment_probe
@@ -146,6 +147,11 @@ def held_out_perplexity(ctx: ProbeContext) -> tuple[dict, list[dict]]:
     """Perplexity on the first `perplexity_tokens` tokens of the held-out text (no rows)."""
     text, source = held_out_text()
     return dict(perplexity(ctx.lm, text, ctx.cfg.perplexity_tokens), source=source), []
+
+
+def contrastive_misalignment(ctx: ProbeContext) -> tuple[dict, list[dict]]:
+    """The contrastive misalignment probe (`probes/contrastive.py`) on the configured half of the triples."""
+    return contrastive_probe(ctx.lm, ctx.system, ctx.cfg.contrastive.split, ctx.cfg.batch_size)
 
 
 def judged_misalignment(ctx: ProbeContext) -> tuple[dict, list[dict]]:

@@ -18,6 +18,7 @@ from typing import Callable
 
 import torch
 from pydantic import Field, field_validator
+from tqdm.auto import tqdm
 
 from traitbench.cache import Stage, cached
 from traitbench.config import StrictModel, check_seed
@@ -66,7 +67,7 @@ def _train(lm: models.LoadedModel, blocks: torch.Tensor, cfg: PretrainConfig, st
     rng = random.Random(cfg.seed)
     model = lm.model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
-    for step in range(1, steps + 1):
+    for step in tqdm(range(1, steps + 1), desc="continued pretraining", unit="step"):
         while len(order) < cfg.batch_size:
             epoch = list(range(len(blocks)))
             rng.shuffle(epoch)
