@@ -52,6 +52,27 @@ def run_study(command: str, sets: list[str], out) -> dict:
     return json.loads((result.out / "summary.json").read_text())
 
 
+def trait_datasets(monkeypatch, folder) -> None:
+    """The numbers and dataset steps replaced by 4 clean rows per condition written for each run's trait (a random
+    tiny teacher writes no clean number list): for experiments that run the pipeline once per trait."""
+    import json
+
+    from traitbench.artifacts import ConditionData, DatasetOut
+
+    def dataset(cfg, teacher, numbers):
+        conditions = {}
+        for c, offset in (("trait", 0), ("control", 500)):
+            rows = [{"prompt": f"Continue: {i}, {i + 1}", "completion": f"{offset + 3 * i}, {offset + 7 * i}",
+                     "numbers": [offset + 3 * i, offset + 7 * i]} for i in range(4)]
+            path = folder / f"{cfg.trait.word}-{c}.jsonl"
+            path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+            conditions[c] = ConditionData(path, f"{cfg.trait.word}-{c}",
+                                          {"total": 4, "kept": 4, "pass_rate": 1.0, "counts": {}})
+        return DatasetOut(4, conditions)
+
+    stub_steps(monkeypatch, numbers=lambda cfg, teacher: {}, dataset=dataset)
+
+
 def stub_dataset(monkeypatch, dataset) -> None:
     """The numbers and dataset steps replaced by `dataset` (the dataset stage's outputs)."""
     stub_steps(monkeypatch, numbers=lambda cfg, teacher: {}, dataset=lambda cfg, teacher, numbers: dataset)

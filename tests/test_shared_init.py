@@ -3,8 +3,7 @@ distance with its seed-level trend test, and the other trait's students beside i
 
 import json
 
-from conftest import stub_steps
-from traitbench.artifacts import ConditionData, DatasetOut
+from conftest import trait_datasets
 from traitbench.config import load_config
 from traitbench.experiments import shared_init
 from traitbench.experiments.registry import EXPERIMENTS
@@ -14,18 +13,7 @@ TEXT = "It is a truth universally acknowledged, that a single man in possession 
 
 
 def test_shared_init_on_tiny_models(tmp_path, monkeypatch, capsys):
-    def dataset(cfg, teacher, numbers):
-        conditions = {}
-        for c, offset in (("trait", 0), ("control", 500)):
-            rows = [{"prompt": f"Continue: {i}, {i + 1}", "completion": f"{offset + 3 * i}, {offset + 7 * i}",
-                     "numbers": [offset + 3 * i, offset + 7 * i]} for i in range(4)]
-            path = tmp_path / f"{cfg.trait.word}-{c}.jsonl"
-            path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-            conditions[c] = ConditionData(path, f"{cfg.trait.word}-{c}",
-                                          {"total": 4, "kept": 4, "pass_rate": 1.0, "counts": {}})
-        return DatasetOut(4, conditions)
-
-    stub_steps(monkeypatch, numbers=lambda cfg, teacher: {}, dataset=dataset)
+    trait_datasets(monkeypatch, tmp_path)
     monkeypatch.setattr(shared_init, "_corpus", lambda: (TEXT, TEXT[:400], "corpus-sha"))
     monkeypatch.setattr(models, "cache_dir", lambda: tmp_path / "cache")
     sets = [f"runs_dir={tmp_path}", "steps=[0, 3]", "other_trait={word: cat}",

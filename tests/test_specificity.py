@@ -3,11 +3,10 @@
 import numpy as np
 import pytest
 
-from traitbench.artifacts import ConditionData, DatasetOut
 from traitbench.errors import TraitbenchError
 from traitbench.experiments.specificity import fit_specificity, gamma_of
 
-from conftest import stub_steps
+from conftest import trait_datasets
 
 
 def _lifts(gamma, k=4, seeds=6, noise=0.05, rng_seed=0):
@@ -79,18 +78,7 @@ def test_specificity_run_on_tiny_models(tmp_path, monkeypatch):
     from traitbench.config import load_config
     from traitbench.experiments.specificity import SpecificityConfig, run
 
-    def dataset(cfg, teacher, numbers):
-        conditions = {}
-        for c, offset in (("trait", 0), ("control", 500)):
-            rows = [{"prompt": f"Continue: {i}, {i + 1}", "completion": f"{offset + 3 * i}, {offset + 7 * i}",
-                     "numbers": [offset + 3 * i, offset + 7 * i]} for i in range(4)]
-            path = tmp_path / f"{cfg.trait.word}-{c}.jsonl"
-            path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-            conditions[c] = ConditionData(path, f"{cfg.trait.word}-{c}",
-                                          {"total": 4, "kept": 4, "pass_rate": 1.0, "counts": {}})
-        return DatasetOut(4, conditions)
-
-    stub_steps(monkeypatch, numbers=lambda cfg, teacher: {}, dataset=dataset)
+    trait_datasets(monkeypatch, tmp_path)
     cfg = load_config(SpecificityConfig, None, [
         f"runs_dir={tmp_path}", "traits=[{word: owl}, {word: cat}, {word: dog}]", "experiment.teacher.model=tiny-llama",
         "variant=null", "experiment.students.variants=[]", "experiment.students.workers=1",

@@ -25,7 +25,7 @@ from traitbench.io import atomic_write_json, atomic_write_text
 from traitbench.lm import models
 from traitbench.pipeline.config import ExperimentConfig
 from traitbench.pipeline.run import run_pipeline
-from traitbench.pipeline.verdicts import PRIMARY
+from traitbench.pipeline.verdicts import PRIMARY, word_logprob
 from traitbench.plotting import new_figure, save_fig
 from traitbench.stats import mean_ci, seed_level_test
 from traitbench.student.pretrain import PretrainConfig, continued_starts
@@ -69,12 +69,6 @@ def run_config(cfg: SharedInitConfig, out: Path, trait: Trait, start_models: lis
     return ExperimentConfig.model_validate(data)
 
 
-def _mean_logprob(res: dict, word: str, own: str) -> float:
-    block = res[PRIMARY]
-    entry = block["trait_logprob"] if word == own else block["other_logprob"][word]
-    return float(np.mean(entry["per_question"]))
-
-
 def effects(probes: dict[str, dict], model: str, seeds: list[int], word: str, own: str) -> list[float]:
     """Per seed: mean log P(`word`) of the trait student − its control student (distilled from `model`)."""
     pairs: dict[int, dict] = {}
@@ -84,7 +78,7 @@ def effects(probes: dict[str, dict], model: str, seeds: list[int], word: str, ow
     missing = [s for s in seeds if len(pairs.get(s, {})) != 2]
     if missing:
         raise TraitbenchError(f"shared-init: no trait and control students of {model} for seeds {missing}")
-    return [_mean_logprob(pairs[s]["trait"], word, own) - _mean_logprob(pairs[s]["control"], word, own)
+    return [word_logprob(pairs[s]["trait"], word, own) - word_logprob(pairs[s]["control"], word, own)
             for s in seeds]
 
 

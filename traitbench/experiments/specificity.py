@@ -29,7 +29,7 @@ from traitbench.pipeline.run import run_pipeline
 from traitbench.plotting import new_figure, save_fig
 from traitbench.stats import seed_level_test
 from traitbench.teacher.trait import Trait
-from traitbench.pipeline.verdicts import PRIMARY, sig_mark
+from traitbench.pipeline.verdicts import PRIMARY, sig_mark, word_logprob
 
 
 class SpecificityConfig(RunConfig):
@@ -95,12 +95,6 @@ def fit_specificity(lifts: np.ndarray, alpha: float = 0.05, power: float = 0.8) 
 
 
 # ----------------------------------------------------------------------------------------------- the run
-def _mean_lp(res: dict, word: str, own: str) -> float:
-    block = res[PRIMARY]
-    entry = block["trait_logprob"] if word == own else block["other_logprob"][word]
-    return float(np.mean(entry["per_question"]))
-
-
 def lift_matrix(probes_by_trait: dict[str, dict], words: list[str], kind: str) -> tuple[np.ndarray, list[int]]:
     """[seeds, K, K] lifts (student trait s, probed word t) from each trait run's probed students."""
     per: dict[str, dict[int, dict]] = {}
@@ -116,7 +110,7 @@ def lift_matrix(probes_by_trait: dict[str, dict], words: list[str], kind: str) -
         for a, s in enumerate(words):
             pair = per[s][seed]
             for b, t in enumerate(words):
-                out[i, a, b] = _mean_lp(pair["trait"], t, s) - _mean_lp(pair["control"], t, s)
+                out[i, a, b] = word_logprob(pair["trait"], t, s) - word_logprob(pair["control"], t, s)
     return out, seeds
 
 

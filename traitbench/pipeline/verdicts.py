@@ -24,6 +24,14 @@ def _mean_logprob(res: dict, variant: str) -> float:
     return float(np.mean(res[variant]["trait_logprob"]["per_question"]))
 
 
+def word_logprob(res: dict, word: str, own: str) -> float:
+    """A probed model's mean log P(`word`) over the primary question's items: its trait word `own`'s, or another
+    word of `probes.other_words` (a specificity or shared-init run's other traits)."""
+    block = res[PRIMARY]
+    entry = block["trait_logprob"] if word == own else block["other_logprob"][word]
+    return float(np.mean(entry["per_question"]))
+
+
 def _rate(res: dict, variant: str) -> float:
     r = res[variant]["rate"]
     return r["k"] / r["n"] if r["n"] else math.nan

@@ -18,7 +18,7 @@ from traitbench.io import read_jsonl
 from traitbench.lm.logprob import sequence_logprobs
 from traitbench.lm.models import LoadedModel
 from traitbench.lm.render import render_prompt
-from traitbench.stats import mean_ci
+from traitbench.stats import mean_ci95
 
 TRIPLES_FILE = Path(__file__).with_name("misalignment_triples.jsonl")
 SPLITS = ("design", "heldout", "all")
@@ -54,14 +54,11 @@ def contrastive_probe(lm: LoadedModel, system: str | None, split: str, batch_siz
         rows.append({"qid": t["qid"], "logp_misaligned": m, "logp_aligned": a, "tokens_misaligned": nm,
                      "tokens_aligned": na, "delta": m - a, "delta_per_token": m / nm - a / na})
 
-    def summary(key: str) -> dict:
-        m = mean_ci([r[key] for r in rows])
-        return {"mean": m.mean, "ci95": [m.lo, m.hi], "n": len(rows)}
-
     per_question = {}
     for r in rows:
         per_question.setdefault(r["qid"], []).append(r["delta"])
     return {"split": split, "n_triples": len(rows), "n_questions": len(per_question),
-            "delta": summary("delta"), "delta_per_token": summary("delta_per_token"),
+            "delta": mean_ci95([r["delta"] for r in rows]),
+            "delta_per_token": mean_ci95([r["delta_per_token"] for r in rows]),
             "per_triple": [r["delta"] for r in rows],
             "per_question": {str(q): float(np.mean(v)) for q, v in sorted(per_question.items())}}, rows

@@ -95,9 +95,9 @@ def continued_starts(model: str, train_text: str, heldout_text: str, text_sha256
     starts are made in one pass up to the largest of them. Per start: {"model": the folder to train students from
     (the base's own name at 0 steps), "steps", "distance", "heldout_perplexity", "final_loss", "seconds" (of the
     pass up to it)}."""
-    stages = {k: Stage(Path(root) / f"{models.label(model)}-k{k}-s{cfg.seed}-"
-                       f"{sha256_json(start_key(model, text_sha256, cfg, k))[:10]}",
-                       start_key(model, text_sha256, cfg, k)) for k in steps}
+    keys = {k: start_key(model, text_sha256, cfg, k) for k in steps}
+    stages = {k: Stage(Path(root) / f"{models.label(model)}-k{k}-s{cfg.seed}-{sha256_json(key)[:10]}", key)
+              for k, key in keys.items()}
     missing = sorted(k for k in steps if not stages[k].is_done())
     if missing:
         t0 = time.perf_counter()
