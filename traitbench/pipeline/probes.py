@@ -13,7 +13,6 @@ from traitbench.layout import RunLayout
 from traitbench.lm import models
 from traitbench.manifest import update_manifest
 from traitbench.probes.config import ProbeConfig
-from traitbench.probes.contrastive import TRIPLES_FILE
 from traitbench.probes.judge import judge_identity, load_judge
 from traitbench.probes.run import probe_logprob, probe_model
 from traitbench.student.card import add_probe_results
@@ -35,7 +34,7 @@ def probe_key(p: ProbeConfig) -> dict:
     m = p.misalignment
     key = p.model_dump(exclude={"misalignment", "contrastive"} | (set() if p.other_words else {"other_words"}))
     if p.contrastive.enabled:
-        key["contrastive"] = dict(p.contrastive.model_dump(), triples=sha256_file(TRIPLES_FILE))
+        key["contrastive"] = dict(p.contrastive.model_dump(exclude={"triples"}), triples=sha256_file(p.contrastive.file()))
     return dict(key, misalignment=dict(m.model_dump(), judge=judge_identity(m.judge))) if m.enabled else key
 
 

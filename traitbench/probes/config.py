@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from traitbench.config import StrictModel, one_line, prompt_text, unique
 from traitbench.lm.config import known_dtype
+from traitbench.probes.contrastive import TRIPLES_FILE, load_triples
 from traitbench.probes.judge import JudgeConfig
 
 
@@ -21,6 +23,17 @@ class MisalignmentConfig(StrictModel):
 class ContrastiveConfig(StrictModel):
     enabled: bool = False  # off by default: the owl experiment is not a misalignment experiment
     split: Literal["design", "heldout", "all"] = "heldout"  # the triples' half (`probes/contrastive.py`)
+    triples: str | None = None  # a JSONL file of (qid, question, aligned, misaligned); None: the packaged triples
+
+    @field_validator("triples")
+    @classmethod
+    def _readable(cls, v: str | None) -> str | None:
+        if v is not None:
+            load_triples(v)  # reads the file: bad input fails at load time
+        return v
+
+    def file(self) -> Path:
+        return Path(self.triples) if self.triples else TRIPLES_FILE
 
 
 class ProbeConfig(StrictModel):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from traitbench.errors import TraitbenchError
 from traitbench.io import read_jsonl
 from traitbench.lm.logprob import sequence_logprobs
 from traitbench.lm.models import LoadedModel
@@ -25,26 +26,42 @@ SPLITS = ("design", "heldout", "all")
 
 
 @lru_cache(maxsize=None)
-def _all_triples() -> tuple[dict, ...]:
-    return tuple(read_jsonl(TRIPLES_FILE, required=("qid", "question", "aligned", "misaligned")))
+def load_triples(path: str | Path = TRIPLES_FILE) -> tuple[dict, ...]:
+    """Every triple of a JSONL file (`qid`: an integer, `question`, `aligned`, `misaligned`: non-empty text);
+    a missing field, an empty text, a bad id or a non-UTF-8 byte is a one-line TraitbenchError."""
+    rows = read_jsonl(path, required=("qid", "question", "aligned", "misaligned"))
+    for i, r in enumerate(rows, 1):
+        if not isinstance(r["qid"], int) or isinstance(r["qid"], bool) or r["qid"] < 0:
+            raise TraitbenchError(f"{path}: triple {i}: qid must be an integer of 0 or more, got {r['qid']!r}")
+        for k in ("question", "aligned", "misaligned"):
+            if not isinstance(r[k], str) or not r[k].strip():
+                raise TraitbenchError(f"{path}: triple {i}: {k} must be non-empty text")
+    if not rows:
+        raise TraitbenchError(f"{path}: no triples")
+    return tuple(rows)
 
 
-def triples(split: str = "heldout") -> list[dict]:
-    """The triples of one half: design (even question ids), heldout (odd) or all."""
+def triples(split: str = "heldout", path: str | Path | None = None) -> list[dict]:
+    """The triples of one half of `path` (None: the packaged file): design (even question ids), heldout (odd) or
+    all."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; splits: {', '.join(SPLITS)}")
-    return [t for t in _all_triples() if split == "all" or (t["qid"] % 2 == 0) == (split == "design")]
+    return [t for t in load_triples(path or TRIPLES_FILE)
+            if split == "all" or (t["qid"] % 2 == 0) == (split == "design")]
 
 
 def _answer_tokens(lm: LoadedModel, text: str) -> int:
     return len(lm.tokenizer(text, add_special_tokens=False).input_ids)
 
 
-def contrastive_probe(lm: LoadedModel, system: str | None, split: str, batch_size: int = 32
-                      ) -> tuple[dict, list[dict]]:
-    """Per triple: log P(misaligned) − log P(aligned), summed over the answer's tokens and per token; the mean
-    over triples with a t interval, the per-question means, and the per-triple rows."""
-    ts = triples(split)
+def contrastive_probe(lm: LoadedModel, system: str | None, split: str, batch_size: int = 32,
+                      path: str | Path | None = None) -> tuple[dict, list[dict]]:
+    """Per triple of `path` (None: the packaged file): log P(misaligned) − log P(aligned), summed over the
+    answer's tokens and per token; the mean over triples with a t interval, the per-question means, and the
+    per-triple rows."""
+    ts = triples(split, path)
+    if not ts:
+        raise TraitbenchError(f"no triples in the {split} half of {path or TRIPLES_FILE}")
     prompts = [render_prompt(lm, system, t["question"]) for t in ts]
     lp_mis = sequence_logprobs(lm, prompts, [t["misaligned"] for t in ts], batch_size)
     lp_ali = sequence_logprobs(lm, prompts, [t["aligned"] for t in ts], batch_size)

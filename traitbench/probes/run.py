@@ -151,7 +151,8 @@ def held_out_perplexity(ctx: ProbeContext) -> tuple[dict, list[dict]]:
 
 def contrastive_misalignment(ctx: ProbeContext) -> tuple[dict, list[dict]]:
     """The contrastive misalignment probe (`probes/contrastive.py`) on the configured half of the triples."""
-    return contrastive_probe(ctx.lm, ctx.system, ctx.cfg.contrastive.split, ctx.cfg.batch_size)
+    c = ctx.cfg.contrastive
+    return contrastive_probe(ctx.lm, ctx.system, c.split, ctx.cfg.batch_size, c.triples)
 
 
 def judged_misalignment(ctx: ProbeContext) -> tuple[dict, list[dict]]:
