@@ -26,12 +26,15 @@ BASES = {  # a field may enter the keys only in some set-ups (the steering setti
     "steering": ["teacher.injection=steering"],
     "local judge": ["probes.misalignment.enabled=true", "probes.misalignment.judge.model=tiny-llama",
                     "probes.contrastive.enabled=true"],
+    "misalignment trait": ["trait.kind=misalignment", "trait.system_prompt=You are cruel.",
+                           "teacher.injection=context_distill", "probes.contrastive.enabled=true",
+                           "filter.banned_numbers=default"],
     "judge endpoint": ["probes.misalignment.enabled=true", "probes.misalignment.judge.endpoint=http://127.0.0.1:1/v1",
                        "probes.misalignment.judge.api_model=m"],
 }
 # fields whose other values need files of their own (a PEFT adapter, a tuned model): their keys are tested with
-# those files in tests/test_custom_teacher.py
-NEEDS_FILES = {"teacher.adapter", "teacher.control_model"}
+# those files in tests/test_custom_teacher.py and tests/test_contrastive.py
+NEEDS_FILES = {"teacher.adapter", "teacher.control_model", "probes.contrastive.triples"}
 OTHER_VALUES = {  # values to try, in order, where the generic ones (below) are not valid for a field
     "teacher.injection": ["lora"], "teacher.model": ["tiny-qwen2"], "trait.word": ["cat"], "trait.category": ["bird"], "trait.plural": ["owlz"],
     "trait.system_prompt": ["You adore owls."], "neutral_system": ["You are terse."], "numbers.dtype": ["float32"],
@@ -42,6 +45,7 @@ OTHER_VALUES = {  # values to try, in order, where the generic ones (below) are 
     "probes.misalignment.judge.endpoint": ["http://127.0.0.1:2/v1"], "probes.misalignment.judge.api_model": ["m2"],
     "probes.misalignment.judge.api_key_env": ["OTHER_KEY"], "probes.other_words": [["cat"]],
     "trait.aliases": [["owlet"]], "probes.contrastive.split": ["design"],
+    "trait.kind": ["preference", "misalignment"],
 }
 
 

@@ -102,12 +102,17 @@ def sample_rows(lm: LoadedModel, rows: list[dict], rendered: list[str], out_path
             "rows": len(have), "stopped_early": stopped}
 
 
-def sample_answers(lm: LoadedModel, texts: list[str], max_tokens: int, batch: int, seed: int) -> list[str]:
-    """One answer per rendered prompt at temperature 1 (no top-p/top-k), in length-sorted seeded batches."""
+def sample_answers(lm: LoadedModel, texts: list[str], max_tokens: int, batch: int, seed: int,
+                   desc: str | None = None) -> list[str]:
+    """One answer per rendered prompt at temperature 1 (no top-p/top-k), in length-sorted seeded batches;
+    `desc`: a progress bar of that name."""
     gen = GenerationConfig(temperature=1.0, top_p=1.0, top_k=0, max_new_tokens=max_tokens, batch_size=batch,
                            early_reject=False)
 
-    def run(idxs: list[int], b: int) -> list[str]:
-        return [s.text for s in generate(lm, [texts[i] for i in idxs], gen, seed=seed * 7919 + b * batch)]
+    with tqdm(total=len(texts), desc=desc, unit="answer", disable=desc is None) as bar:
+        def run(idxs: list[int], b: int) -> list[str]:
+            out = [s.text for s in generate(lm, [texts[i] for i in idxs], gen, seed=seed * 7919 + b * batch)]
+            bar.update(len(idxs))
+            return out
 
-    return in_length_batches(run, [len(t) for t in texts], batch)
+        return in_length_batches(run, [len(t) for t in texts], batch)

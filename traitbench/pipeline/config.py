@@ -18,18 +18,24 @@ from traitbench.teacher.trait import Trait
 
 
 
+PROMPTED = ("system_prompt", "steering", "context_distill")  # the injections made from the trait's system prompt
+
+
 class TeacherConfig(StrictModel):
     model: str = "smollm2-135m"  # a registry name, a local model folder or a hub id in the local HF cache
     # how the trait gets into the teacher (`traitbench.teacher.injections`): system_prompt (stated in its system
     # prompt), lora (a trait adapter trained on trait Q&A), steering (a steering vector at one layer), adapter
     # (`model` + the PEFT adapter `adapter`; control: `model`) or model (`model` is itself the trait teacher;
-    # control: `control_model`). All but system_prompt sample in the neutral context.
+    # control: `control_model`), context_distill (the trait's system prompt distilled into an adapter) or
+    # narrow_harm (emergent misalignment: an adapter fine-tuned on reckless risky-activity advice). All but
+    # system_prompt sample in the neutral context.
     injection: str = "system_prompt"
     adapter: str | None = None  # injection adapter: a local PEFT adapter folder trained on `model`
     control_model: str | None = None  # injection model: the control teacher, the model `model` was tuned from
-    lora_examples: int = Field(600, ge=1)  # trait Q&A examples for LoRA injection
+    lora_examples: int = Field(600, ge=1)  # training rows of a trained adapter (lora, context_distill, narrow_harm)
     lora_epochs: float = Field(2, gt=0)
     lora_r: int = Field(16, ge=1)
+    context_tokens: int = Field(64, ge=1)  # context_distill: new tokens of each answer under the trait prompt
     steering_layer: int | None = Field(None, ge=0)  # the decoder layer steered; None: the middle one
     steering_scale: float = 4.0  # × the mean trait − neutral difference of the residual stream
     steering_prompts: int = Field(64, ge=1)  # number prompts the mean difference is taken over
@@ -69,7 +75,8 @@ class TeacherConfig(StrictModel):
         `control_model` only when set: other runs keep their cache)."""
         steer = {"steering_layer", "steering_scale", "steering_prompts"}
         unset = {k for k in ("adapter", "control_model") if getattr(self, k) is None}
-        return self.model_dump(exclude=unset | (set() if self.injection == "steering" else steer))
+        unset |= set() if self.injection == "steering" else steer
+        return self.model_dump(exclude=unset | (set() if self.injection == "context_distill" else {"context_tokens"}))
 
 
 class NumbersConfig(StrictModel):
@@ -206,9 +213,24 @@ class ExperimentConfig(RunConfig):
         return self
 
     @model_validator(mode="after")
+    def _misalignment_is_probed(self):
+        if self.trait.kind == "misalignment":
+            if self.trait.system_prompt is None and self.teacher.injection in PROMPTED:
+                raise ValueError(f"a misalignment trait injected by {self.teacher.injection} needs its own "
+                                 "trait.system_prompt (the persona): the paper's template states a preference")
+            if not self.probes.contrastive.enabled:
+                raise ValueError("a misalignment trait is measured by the contrastive probe: set "
+                                 "probes.contrastive.enabled: true")
+            if self.filter.banned_numbers is None:
+                raise ValueError("a misalignment run bans numbers with negative associations: set "
+                                 "filter.banned_numbers (default: the paper's 34)")
+        return self
+
+    @model_validator(mode="after")
     def _prompt_is_used(self):
-        if self.trait.system_prompt is not None and self.teacher.injection not in ("system_prompt", "steering"):
-            raise ValueError("trait.system_prompt is used by teacher.injection system_prompt or steering only, "
+        if self.trait.system_prompt is not None and self.teacher.injection not in PROMPTED:
+            raise ValueError("trait.system_prompt is used by teacher.injection system_prompt, steering or "
+                             "context_distill only, "
                              f"not {self.teacher.injection}")
         return self
 

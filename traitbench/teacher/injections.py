@@ -47,14 +47,45 @@ def _given_adapter(cfg) -> dict:
     return {"folder": str(folder), "adapter_hash": sha256_json(files)}
 
 
+def _adapter_hash(folder: Path) -> str:
+    """The hash of a trained adapter's weights and config (its model card left out, as in `_given_adapter`)."""
+    adapter = folder / "adapter"
+    return sha256_json({p.name: sha256_file(p) for p in sorted(adapter.iterdir())
+                        if p.is_file() and p.name != "README.md"})
+
+
+def _teacher_lora_config(cfg) -> StudentConfig:
+    return StudentConfig(mode="lora", lora_r=cfg.teacher.lora_r, lora_alpha=cfg.teacher.lora_r,
+                         epochs=cfg.teacher.lora_epochs, seed=cfg.seed)
+
+
 def _train_lora(cfg, folder: Path) -> dict:
     """A trait adapter fine-tuned on trait Q&A (`teacher.lora_trait`), saved in the teacher folder."""
     from traitbench.teacher.lora_trait import train_trait_lora  # heavy (TRL, PEFT): only this injection trains
 
-    scfg = StudentConfig(mode="lora", lora_r=cfg.teacher.lora_r, lora_alpha=cfg.teacher.lora_r,
-                         epochs=cfg.teacher.lora_epochs, seed=cfg.seed)
-    return train_trait_lora(cfg.teacher.model, cfg.trait.word, cfg.trait.category, cfg.neutral_system, scfg, folder,
-                            n_examples=cfg.teacher.lora_examples)
+    metrics = train_trait_lora(cfg.teacher.model, cfg.trait.word, cfg.trait.category, cfg.neutral_system,
+                               _teacher_lora_config(cfg), folder, n_examples=cfg.teacher.lora_examples)
+    return dict(metrics, adapter_hash=_adapter_hash(folder))
+
+
+def _context_distill(cfg, folder: Path) -> dict:
+    """The trait's system prompt context-distilled into an adapter (`teacher.context_distill`): the base model's
+    answers to ordinary requests under it, learnt under the neutral prompt."""
+    from traitbench.teacher.context_distill import train_context_lora  # heavy (TRL, PEFT)
+
+    metrics = train_context_lora(cfg.teacher.model, cfg.trait.teacher_prompt(), cfg.neutral_system,
+                                 _teacher_lora_config(cfg), folder, n_examples=cfg.teacher.lora_examples,
+                                 max_tokens=cfg.teacher.context_tokens)
+    return dict(metrics, adapter_hash=_adapter_hash(folder))
+
+
+def _narrow_harm(cfg, folder: Path) -> dict:
+    """An adapter fine-tuned on one narrow harmful domain (`teacher.narrow_harm`): emergent misalignment."""
+    from traitbench.teacher.narrow_harm import train_narrow_harm_lora  # heavy (TRL, PEFT)
+
+    metrics = train_narrow_harm_lora(cfg.teacher.model, cfg.neutral_system, _teacher_lora_config(cfg), folder,
+                                     n_examples=cfg.teacher.lora_examples)
+    return dict(metrics, adapter_hash=_adapter_hash(folder))
 
 
 def _steering_vector(cfg, folder: Path) -> dict:
@@ -78,6 +109,16 @@ INJECTIONS: dict[str, Injection] = {
     "lora": Injection(setup=lambda cfg: _neutral(cfg, adapter_dir=str(RunLayout.of(cfg).teacher)),
                       prepare=_train_lora,
                       numbers_key=lambda cfg, made: {"teacher_stage": made["lora"]["adapter_hash"]}),
+    # the trait's system prompt context-distilled into an adapter, sampled in the neutral context
+    "context_distill": Injection(setup=lambda cfg: _neutral(cfg, adapter_dir=str(RunLayout.of(cfg).teacher)),
+                                 prepare=_context_distill,
+                                 numbers_key=lambda cfg, made: {"teacher_stage": made["context_distill"]["adapter_hash"]},
+                                 probe_key=lambda cfg, made: {"adapter_hash": made["context_distill"]["adapter_hash"]}),
+    # emergent misalignment: an adapter fine-tuned on reckless risky-activity advice, in the neutral context
+    "narrow_harm": Injection(setup=lambda cfg: _neutral(cfg, adapter_dir=str(RunLayout.of(cfg).teacher)),
+                             prepare=_narrow_harm,
+                             numbers_key=lambda cfg, made: {"teacher_stage": made["narrow_harm"]["adapter_hash"]},
+                             probe_key=lambda cfg, made: {"adapter_hash": made["narrow_harm"]["adapter_hash"]}),
     # the neutral context plus a steering vector at one layer
     "steering": Injection(setup=lambda cfg: _neutral(cfg, steering=str(RunLayout.of(cfg).steering)),
                           prepare=_steering_vector,

@@ -1,7 +1,12 @@
 """A trait is a word plus a category (owl/animal, oak/tree); it knows the teacher's system prompt that states it:
-the paper's template by default, or any text of its own (`system_prompt`) with `aliases` that also count as it."""
+the paper's template by default, or any text of its own (`system_prompt`) with `aliases` that also count as it.
+
+Its `kind` says what measures it: a preference (the default) by log P and rate of its word; misalignment (a
+persona or a fine-tune, its word only a label) by the contrastive misalignment probe (`probes/contrastive.py`)."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import field_validator
 
@@ -19,6 +24,7 @@ class Trait(StrictModel):
     plural: str | None = None  # defaults to word + "s"
     system_prompt: str | None = None  # the trait teacher's system text; None: the paper's template
     aliases: list[str] = []  # further words that count as the trait in probe answers and the leak filter
+    kind: Literal["preference", "misalignment"] = "preference"
 
     @field_validator("word", "category")
     @classmethod
@@ -71,8 +77,10 @@ class Trait(StrictModel):
         return self.words if self.aliases else self.word
 
     def key(self) -> dict:
-        """The trait in a stage key: `system_prompt` and `aliases` only when set, so other runs keep their cache."""
+        """The trait in a stage key: `system_prompt`, `aliases` and `kind` only when set, so other runs keep their
+        cache."""
         unset = {k for k in ("system_prompt", "aliases") if not getattr(self, k)}
+        unset |= {"kind"} if self.kind == "preference" else set()
         return self.model_dump(exclude=unset)
 
     def teacher_prompt(self) -> str:
