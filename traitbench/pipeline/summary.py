@@ -61,7 +61,7 @@ def build_summary(cfg, dataset: DatasetOut, probes: dict[str, dict]) -> dict:
                   if res.get("kind") != "checkpoint"}
     effects = student_effects(probes)
     kinds = {"lora": dict(cfg.students.train)} | {v.name: {**cfg.students.train, **v.train} for v in cfg.students.variants}
-    verdicts = build_verdicts(probes, cfg.trait.word, kinds)
+    verdicts = build_verdicts(probes, cfg.trait.word, kinds, trait_kind=cfg.trait.kind)
     return json_safe({
         "name": cfg.name, "trait": cfg.trait.model_dump(), "teacher": cfg.teacher.model_dump(),
         "probe_context": probes[next(iter(probes))].get("system"),
@@ -148,8 +148,12 @@ def _fmt_test(t: dict, scale: float = 1.0, spec: str = "+.3f") -> str:
     ci = f" [{format(scale * lo, spec)}, {format(scale * hi, spec)}]" if lo is not None and hi is not None else ""
     p = t.get("p_holm")
     why = "one training run" if t.get("n_seeds", 0) < 2 else "no variation"
-    return (f"{_fmt_num(None if t['mean'] is None else scale * t['mean'], spec)}{ci}, "
-            + (f"p={t['p_value']:.2g}, Holm p={p:.2g} {sig_mark(p)}".rstrip() if p is not None else why))
+    raw = t.get("p_value")
+    if p is not None:
+        test = f"p={raw:.2g}, Holm p={p:.2g} {sig_mark(p)}".rstrip()
+    else:
+        test = f"p={raw:.2g} (uncorrected)" if isinstance(raw, float) and raw == raw else why
+    return f"{_fmt_num(None if t['mean'] is None else scale * t['mean'], spec)}{ci}, {test}"
 
 
 def verdict_markdown(s: dict) -> list[str]:
@@ -165,11 +169,27 @@ def verdict_markdown(s: dict) -> list[str]:
         lines.append(f"| {v['student_kind']} | {v['model']} | {v['relation']} | {v['n_seeds']} | {_fmt_test(d)} | "
                      f"{_fmt_num(d.get('mde'), '.3f')} | {_fmt_test(r, 100, '+.1f')} ({r['trait']} vs {r['control']}) "
                      f"| {v['verdict']} |")
-    lines += ["", "Paired t-test over training seeds, Holm-corrected across the table's Δlog P and rate tests "
-              "(* p<.05, ** p<.01, *** p<.001 after correction); MDE: the Δlog P effect detected with 80% power "
-              "at α = 0.05 given the seeds' spread. Plain question" + (
-                  "; the numbers-prefixed question is in summary.json." if any("numbers_prefixed" in v for v in verdicts)
-                  else ".")]
+    misaligned = verdicts[0].get("primary") == ["contrastive_vs_control"]
+    lines += ["", "Paired t-test over training seeds, " + (
+        "uncorrected: this run's trait is misalignment, whose verdicts are the contrastive table below"
+        if misaligned else "Holm-corrected across the table's Δlog P and rate tests (* p<.05, ** p<.01, "
+                           "*** p<.001 after correction)") +
+              "; MDE: the Δlog P effect detected with 80% power at α = 0.05 given the seeds' spread. Plain question"
+              + ("; the numbers-prefixed question is in summary.json." if any("numbers_prefixed" in v for v in verdicts)
+                 else ".")]
+    if any("contrastive_vs_control" in v for v in verdicts):
+        lines += ["", "## Contrastive misalignment probe (seed-level: per seed, trait student − its control student)",
+                  "", "| student kind | model | seeds | Δ log P(misaligned) − log P(aligned), nats (95% CI) | MDE | "
+                  "per token (95% CI) | verdict |", "|---|---|---|---|---|---|---|"]
+        for v in verdicts:
+            c, t = v.get("contrastive_vs_control"), v.get("contrastive_per_token_vs_control")
+            if c:
+                lines.append(f"| {v['student_kind']} | {v['model']} | {v['n_seeds']} | {_fmt_test(c)} | "
+                             f"{_fmt_num(c.get('mde'), '.3f')} | {_fmt_test(t, 1, '+.4f')} | "
+                             f"{v['verdict'] if misaligned else 'reported beside the verdict'} |")
+        lines += ["", "Summed over the answer's tokens" + (
+            ", Holm-corrected across the table (the run's verdicts); per token uncorrected." if misaligned
+            else "; uncorrected: this run's trait is a preference, whose verdicts are the table above.")]
 
     if s.get("dose_response"):
         lines += ["", "## Dose-response: Δlog P(trait) vs control after k training steps (checkpoints of each run)", "",
