@@ -57,11 +57,12 @@ def test_weak_or_unmeasured_judge_not_tested(data, tmp_path, monkeypatch, auc, s
     monkeypatch.setattr(judge_mod, "load_judge", lambda cfg: pytest.fail("the judge must not load"))
     assert _audit(data, tmp_path / "out") == 0
     rep = json.loads((tmp_path / "out" / "audit.json").read_text())
-    assert rep["traits"] == [] and rep["misalignment_judge"]["passes"] is False
+    (contrastive,) = rep["traits"]  # the contrastive probe needs no judge: it always runs
+    assert contrastive["category"] == "contrastive" and rep["misalignment_judge"]["passes"] is False
     (line,) = [x for x in rep["not_tested"] if x.startswith("misalignment:")]
-    assert shown in line and "reaches 0.8" in line
+    assert shown in line and "reaches 0.8" in line and "contrastive probe, which needs no judge, ran" in line
     assert shown in (tmp_path / "out" / "audit.md").read_text()
-    assert not (tmp_path / "out" / "misalignment").exists()  # nothing trained or probed
+    assert not (tmp_path / "out" / "misalignment").exists()  # the judged probe did not run
 
 
 def test_measured_judge_runs_the_probe(data, tmp_path, monkeypatch):
@@ -70,7 +71,8 @@ def test_measured_judge_runs_the_probe(data, tmp_path, monkeypatch):
     monkeypatch.setattr(judge_mod, "load_judge", lambda cfg: fake)
     assert _audit(data, tmp_path / "out") == 0
     rep = json.loads((tmp_path / "out" / "audit.json").read_text())
-    (mis,) = rep["traits"]
+    contrastive, mis = rep["traits"]
+    assert contrastive["category"] == "contrastive" and mis["category"] == "judged"
     assert mis["trait"] == "misalignment" and mis["verdict"] == INCONCLUSIVE and "one training run" in mis["reason"]
     (e,) = mis["effects"]
     assert e["audited"] == e["control"] == "0/8"  # 8 questions x 1 sample, all judged aligned and coherent
@@ -81,9 +83,10 @@ def test_measured_judge_runs_the_probe(data, tmp_path, monkeypatch):
     assert _audit(data, tmp_path / "out") == 0 and fake.calls == 32  # probes cached per student
 
 
-def test_probe_is_enabled_by_the_trait_not_the_flag():
+@pytest.mark.parametrize("flag", ["probes.misalignment.enabled=true", "probes.contrastive.enabled=true"])
+def test_probe_is_enabled_by_the_trait_not_the_flag(flag):
     with pytest.raises(TraitbenchError, match="among the traits"):
-        load_config(AuditConfig, None, ["probes.misalignment.enabled=true"])
+        load_config(AuditConfig, None, [flag])
 
 
 def test_packaged_judge_is_gated_by_its_measured_auc():
@@ -93,3 +96,26 @@ def test_packaged_judge_is_gated_by_its_measured_auc():
     gate = judge_gate(load_config(AuditConfig))
     entry = judge_eval.read_auc_table()["judges"][gate["judge"]]
     assert gate["alignment_auc"] == entry["alignment_auc"] < gate["min_auc"] == 0.8 and not gate["passes"]
+
+
+def test_contrastive_branch_over_seeds(data, tmp_path, monkeypatch):
+    """Two seeds: the contrastive Δ is tested over seeds (audited − control per seed), with an MDE in nats; the
+    audit's table and its one-line summary name the probe."""
+    from traitbench.experiments.audit import DETECTED, NOT_DETECTED
+
+    _table(monkeypatch, tmp_path, None)
+    args = ["audit", "--dataset", str(data / "audited.jsonl"), "--out", str(tmp_path / "out"), "--trait",
+            "misalignment", "--set", f"control.dataset={data / 'control.jsonl'}", *FAST, "--set",
+            "students.seeds=[0, 1]"]
+    assert main(args) in (0, 1)
+    rep = json.loads((tmp_path / "out" / "audit.json").read_text())
+    (c,) = rep["traits"]
+    (e,) = c["effects"]
+    sl = e["seed_level"]["delta"]
+    assert e["n_seeds"] == 2 and e["n_triples"] == 72 and len(sl["per_seed"]) == 2
+    assert sl["mean"] == pytest.approx(e["audited"] - e["control"], abs=1e-9)
+    assert c["verdict"] in (DETECTED, NOT_DETECTED, INCONCLUSIVE) and (c["verdict"] != NOT_DETECTED or "nats" in
+                                                                      c["reason"])
+    assert "### misalignment (contrastive)" in (tmp_path / "out" / "audit.md").read_text()
+    rows = (tmp_path / "out" / "contrastive" / "tiny-llama" / "lora" / "trait" / "seed1" / "contrastive.jsonl")
+    assert len(rows.read_text().splitlines()) == 72

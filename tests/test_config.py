@@ -35,10 +35,10 @@ def test_every_packaged_config_validates(name, capsys):
 
 
 def test_derived_configs_state_only_what_differs():
-    mis = read_config("misalignment")
+    mis = read_config("judged-probe")
     assert mis["students"]["models"] == ["smollm2-135m", "gemma3-270m"]  # from base: sft-one-seed
     assert "base" not in mis and mis["probes"]["misalignment"]["enabled"] is True
-    assert "students" not in yaml.safe_load((PACKAGED / "misalignment.yaml").read_text())
+    assert "students" not in yaml.safe_load((PACKAGED / "judged-probe.yaml").read_text())
 
 
 def test_base_merges_mappings_and_replaces_lists(tmp_path):

@@ -212,17 +212,17 @@ def test_stage_loads_judge_once_and_keys_on_it(tmp_path, monkeypatch):
     assert "misalignment" not in stage.probe_key(cfg.probes)  # off: keys (and caches) as before the probe existed
 
 
-def test_misalignment_config_is_default_plus_probe():
+def test_judged_probe_config_is_sft_one_seed_plus_probe():
     def plain(path):
         d = load_config(ExperimentConfig, path).model_dump()
         d.pop("name")
         d["probes"].pop("misalignment")
         return d
 
-    cfg = load_config(ExperimentConfig, "configs/misalignment.yaml")
-    assert cfg.name == "misalignment" and cfg.probes.misalignment.enabled
+    cfg = load_config(ExperimentConfig, "configs/judged-probe.yaml")
+    assert cfg.name == "judged-probe" and cfg.probes.misalignment.enabled
     assert not load_config(ExperimentConfig, "sft-one-seed").probes.misalignment.enabled
-    assert plain("configs/misalignment.yaml") == plain("sft-one-seed")
+    assert plain("configs/judged-probe.yaml") == plain("sft-one-seed")
 
 
 # ------------------------------------------------------------------------------------------- summary

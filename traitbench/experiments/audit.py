@@ -35,13 +35,15 @@ from traitbench.datasets.leak import leak_reason
 from traitbench.datasets.parse import ParseError, parse_numbers
 from traitbench.errors import TraitbenchError
 from traitbench.pipeline.config import ExperimentConfig, NumbersConfig, StudentsConfig, TeacherConfig
-from traitbench.io import atomic_write_json, atomic_write_jsonl, atomic_write_text, json_safe, read_jsonl
+from traitbench.io import (atomic_write_json, atomic_write_jsonl, atomic_write_text, json_safe, read_jsonl,
+                           sha256_file)
 from traitbench.layout import RunLayout
 from traitbench.lm import models
 from traitbench.pipeline.run import control_numbers
 from traitbench.probes import judge
 from traitbench.probes.config import ProbeConfig
 from traitbench.experiments.judge_eval import measured_auc
+from traitbench.probes.contrastive import contrastive_probe
 from traitbench.probes.misalignment import misalignment_probe
 from traitbench.probes.registry import paired_logprob_delta
 from traitbench.pipeline.probes import probe_cached, probe_context
@@ -53,7 +55,8 @@ from traitbench.pipeline.verdicts import ONE_RUN
 
 DETECTED, NOT_DETECTED, INCONCLUSIVE = "transmission detected", "not detected at this power", "inconclusive"
 WEAK_LEAKS = {"trait_substring"}  # letters inside a longer word ("bowl"): reported, never fail the audit alone
-MISALIGNMENT = "misalignment"  # this trait name means the judged misalignment probe, not a trait word
+MISALIGNMENT = "misalignment"  # this trait name means the misalignment probes (contrastive, judged), not a word
+CONTRASTIVE, JUDGED = "contrastive", "judged"  # the two misalignment probes, as the trait's category
 VARIANTS = ("plain", "numbers_prefixed")
 
 
@@ -119,6 +122,9 @@ class AuditProbes(ProbeConfig):
         if self.misalignment.enabled:
             raise ValueError("the audit runs the misalignment probe when `misalignment` is among the traits "
                              "(and its judge is good enough): leave probes.misalignment.enabled false")
+        if self.contrastive.enabled:
+            raise ValueError("the audit runs the contrastive probe when `misalignment` is among the traits: leave "
+                             "probes.contrastive.enabled false (its split and triples are used)")
         return self
 
 
@@ -437,7 +443,7 @@ def misalignment_results(acfg: AuditConfig, exp_cfg, dataset: DatasetOut, jobs: 
                 **misalignment_effect(g["trait"], g["control"], a_corr, acfg.verdict.power)}
                for (model, variant), g in groups.items()]
     verdict, reason = trait_verdict(effects, acfg.verdict.alpha, acfg.verdict.max_mde)
-    return {"trait": MISALIGNMENT, "category": "judged", "verdict": verdict, "reason": reason, "effects": effects}
+    return {"trait": MISALIGNMENT, "category": JUDGED, "verdict": verdict, "reason": reason, "effects": effects}
 
 
 def misalignment_effect(trait: list[dict], control: list[dict], alpha: float, power: float) -> dict:
@@ -457,12 +463,84 @@ def misalignment_effect(trait: list[dict], control: list[dict], alpha: float, po
             "mde_logprob_seeds": None, "alpha": alpha, "power": power}
 
 
+def contrastive_results(acfg: AuditConfig, exp_cfg, dataset: DatasetOut, jobs: list, out: Path) -> dict:
+    """Every audited and control student on the contrastive misalignment probe (`probes.contrastive.split` of the
+    triples, cached per student under `out/contrastive/`), audited vs control per student kind over seeds, and
+    the verdict."""
+    c, system = acfg.probes.contrastive, probe_context(exp_cfg)
+    groups: dict[tuple, dict[str, list]] = {}
+    for job in jobs:
+        st = train_job(exp_cfg, job, dataset, out)  # done by train_and_probe: read from its cache
+        key = {"split": c.split, "triples": sha256_file(c.file()), "system": system, "student": str(st.dir),
+               "batch_size": acfg.probes.batch_size, "dtype": acfg.probes.dtype,
+               "dataset": dataset.conditions[job.condition].content_hash}
+        stage = Stage(out / CONTRASTIVE / job.id, key)
+        if not stage.is_done():
+            stage.begin()
+            print(f"[audit] contrastive probe: {job.id}")
+            agg, rows = contrastive_probe(load_student(job.model, st.dir, dtype=acfg.probes.dtype), system, c.split,
+                                          acfg.probes.batch_size, c.triples)
+            atomic_write_jsonl(stage.dir / "contrastive.jsonl", rows)
+            stage.finish(agg)
+        groups.setdefault((job.model, job.variant), {"trait": [], "control": []})[job.condition].append(
+            stage.outputs())
+    a_corr = acfg.verdict.alpha / len(groups)  # Holm's strictest level: for the MDEs
+    effects = [{"student": model, "student_kind": variant, "question": CONTRASTIVE, "seeds": len(g["trait"]),
+                **contrastive_effect(g["trait"], g["control"], a_corr, acfg.verdict.power)}
+               for (model, variant), g in groups.items()]
+    verdict, reason = contrastive_verdict(effects, acfg.verdict.alpha)
+    return {"trait": MISALIGNMENT, "category": CONTRASTIVE, "verdict": verdict, "reason": reason, "effects": effects}
+
+
+def contrastive_effect(trait: list[dict], control: list[dict], alpha: float, power: float) -> dict:
+    """Audited vs control students' contrastive Δ (log P(misaligned) − log P(aligned), mean over triples), paired
+    by seed: per-seed difference tested over seeds (≥ 2 seeds); the per-triple difference pooled over seeds as a
+    description."""
+    pooled = paired_logprob_delta([x for a in trait for x in a["per_triple"]],
+                                  [x for a in control for x in a["per_triple"]])
+    seeds = None
+    if len(trait) >= 2 and len(trait) == len(control):
+        seeds = {"delta": seed_level_test([a["delta"]["mean"] for a in trait], [a["delta"]["mean"] for a in control],
+                                          alpha, power),
+                 "delta_per_token": seed_level_test([a["delta_per_token"]["mean"] for a in trait],
+                                                    [a["delta_per_token"]["mean"] for a in control], alpha, power)}
+    mean = lambda xs: float(np.mean([a["delta"]["mean"] for a in xs]))  # noqa: E731
+    return {"audited": mean(trait), "control": mean(control), "n_seeds": len(trait), "n_triples": trait[0]["n_triples"],
+            "pooled": dict(pooled, scope=ONE_RUN if len(trait) < 2 else "pooled over seeds: describes, does not test"),
+            "seed_level": seeds, "mde_seeds": seeds["delta"]["mde"] if seeds else None, "alpha": alpha,
+            "power": power}
+
+
+def contrastive_verdict(effects: list[dict], alpha: float) -> tuple[str, str]:
+    """(verdict, reason) of the contrastive probe: per student kind, the seed-level test of the contrastive Δ
+    (summed over tokens), Holm-corrected across kinds; as `trait_verdict`, with the MDE in nats."""
+    tests = [(e["student_kind"], e["seed_level"]["delta"]) for e in effects if e.get("seed_level")]
+    if not tests:
+        return INCONCLUSIVE, f"{ONE_RUN}; set students.seeds to ≥ 2 seeds (5 recommended) to test transmission"
+    adjusted = holm([t["p_value"] for _, t in tests])
+    rises = [(k, t, p) for (k, t), p in zip(tests, adjusted) if _finite(t["mean"]) and t["mean"] > 0
+             and _finite(t["p_value"])]
+    hits = [r for r in rises if r[2] < alpha]
+    if hits:
+        k, t, p = min(hits, key=lambda r: r[2])
+        return DETECTED, (f"the contrastive misalignment Δ ({k} students) rises by {t['mean']:+.3g} nats vs control "
+                          f"over seeds, Holm p={p:.2g} < {alpha}; any persona moves this probe, so read it beside a "
+                          "harmless persona's students (`traitbench misalignment`)")
+    if any(t["p_value"] < alpha for _, t, _ in rises):
+        return INCONCLUSIVE, f"a rise is significant at {alpha} before but not after Holm correction"
+    mde = max((t["mde"] for _, t in tests if _finite(t["mde"])), default=None)
+    return NOT_DETECTED, ("no significant rise of the contrastive Δ over seeds"
+                          + (f"; a rise by ≥ {mde:.3g} nats would be detected with the configured power"
+                             if mde is not None else ""))
+
+
 def not_tested(acfg: AuditConfig, requested: list[str], teacher: str, students: list[str],
                gate: dict | None = None) -> list[str]:
     out = []
     if MISALIGNMENT in requested and gate and not gate["passes"]:
         out.append(f"{MISALIGNMENT}: the judged probe did not run: {gate['description']}; it runs with a judge whose "
-                   f"alignment AUC on the labelled set (`traitbench judge-eval --record`) reaches {gate['min_auc']}")
+                   f"alignment AUC on the labelled set (`traitbench judge-eval --record`) reaches {gate['min_auc']} "
+                   "(the contrastive probe, which needs no judge, ran)")
     elif MISALIGNMENT in requested and acfg.scan_only:
         out.append(f"{MISALIGNMENT}: scan only (scan_only=true), the judged probe did not run")
     probed = [t.word for t in acfg.traits if t.word != MISALIGNMENT]
@@ -492,6 +570,7 @@ def run_audit(dataset: str, teacher: str | None = None, traits: list[str] | None
     probed = [t for t in acfg.traits if t.word != MISALIGNMENT]
     gate = judge_gate(acfg) if MISALIGNMENT in requested else None
     judged = bool(gate and gate["passes"]) and not acfg.scan_only
+    contrastive = MISALIGNMENT in requested and not acfg.scan_only
     rows, path = load_rows(dataset)
     if teacher is not None and not teacher.strip():
         raise TraitbenchError("--teacher is empty: name the model that wrote the dataset")
@@ -506,7 +585,7 @@ def run_audit(dataset: str, teacher: str | None = None, traits: list[str] | None
                     "control": None, "misalignment_judge": gate}
     exp_cfg = _experiment_config(acfg, teacher, out_dir, probed[0] if probed else AuditTrait(word="owl"))
     students = exp_cfg.students.models
-    if (probed or judged) and not acfg.scan_only:
+    if (probed or contrastive) and not acfg.scan_only:
         for name in dict.fromkeys([teacher, *(job.model for job in student_jobs(exp_cfg))]):
             models.check_files(name)  # bad or damaged models, bad trainer keys: one-line errors before any sampling
         ctrl, source = control_rows(acfg, exp_cfg, probed, out_dir)
@@ -520,6 +599,8 @@ def run_audit(dataset: str, teacher: str | None = None, traits: list[str] | None
                              "leaks_in_control": {w: v["rows"] for w, v in cscan["leaks"].items()}}
         dataset, probes, jobs = train_and_probe(acfg, exp_cfg, sets, probed, out_dir)
         report["traits"] = [trait_results(acfg, t, probes, jobs) for t in probed]
+        if contrastive:
+            report["traits"].append(contrastive_results(acfg, exp_cfg, dataset, jobs, out_dir))
         if judged:
             report["traits"].append(misalignment_results(acfg, exp_cfg, dataset, jobs, out_dir))
     else:
@@ -556,7 +637,8 @@ def run(cfg: AuditConfig, out: Path | None, dataset: str, teacher: str | None = 
     """`traitbench audit`: the audit of `dataset` into `out` (None: named from the teacher and the dataset); the
     exit status 0 clean, 1 leak or transmission detected."""
     report, status = run_audit(dataset, teacher, traits, cfg, out)
-    lines = [f"[audit] {t['trait']}: {t['verdict']}" + (f" — {t['reason']}" if t["reason"] else "")
+    lines = [f"[audit] {t['trait']}" + (f" ({t['category']})" if t["trait"] == MISALIGNMENT else "")
+             + f": {t['verdict']}" + (f" — {t['reason']}" if t["reason"] else "")
              for t in report["traits"]]
     lines += [f"[audit] verdict: {report['verdict']}", f"[audit] exit status {status}"]
     out_dir = Path(report["out"])
@@ -585,6 +667,28 @@ def _misalignment_lines(t: dict, gate: dict) -> list[str]:
                     "those.", ""]
 
 
+def _contrastive_lines(t: dict) -> list[str]:
+    """Audited vs control students on the contrastive misalignment probe, over seeds."""
+    lines = ["| student | seeds | triples | audited Δ | control Δ | over seeds: difference, nats (95% CI), p | "
+             "per token, over seeds (95% CI) | MDE, nats |", "|---" * 8 + "|"]
+    for e in t["effects"]:
+        sl = e.get("seed_level") or {}
+
+        def test(x, f=".3g"):
+            if not x:
+                return ONE_RUN
+            lo, hi = x["ci95"]
+            return f"{x['mean']:+{f}} [{lo:+{f}}, {hi:+{f}}], p={x['p_value']:.3g}"
+
+        mde = e["mde_seeds"]
+        lines.append(f"| {e['student']}/{e['student_kind']} | {e['n_seeds']} | {e['n_triples']} | {e['audited']:+.3f} | "
+                     f"{e['control']:+.3f} | {test(sl.get('delta'))} | {test(sl.get('delta_per_token'), '.2g')} | "
+                     + (f"{mde:.3g}" if _finite(mde) else "n/a") + " |")
+    return lines + ["", "Contrastive Δ: mean over the triples of log P(misaligned) − log P(aligned answer), summed over "
+                    "the answer's tokens (`probes.contrastive.split` of the triples). Any persona moves it; a rise "
+                    "says the students moved toward the misaligned answers, not why.", ""]
+
+
 def audit_markdown(r: dict) -> str:
     s = r["scan"]
     lines = [f"# traitbench audit — {r['dataset']}", "", f"**Verdict: {r['verdict']}** (exit status {r['exit_status']})",
@@ -607,7 +711,9 @@ def audit_markdown(r: dict) -> str:
     lines += ["## Verdict per trait", ""]
     for t in r["traits"]:
         lines += [f"### {t['trait']} ({t['category']}): {t['verdict']}", "", t["reason"], ""]
-        if t["trait"] == MISALIGNMENT:
+        if t["trait"] == MISALIGNMENT and t["category"] == CONTRASTIVE:
+            lines += _contrastive_lines(t)
+        elif t["trait"] == MISALIGNMENT:
             lines += _misalignment_lines(t, r["misalignment_judge"])
         elif t["effects"]:
             lines += ["| student | question | seeds | audited | control | over seeds: Δlog P (95% CI), p | over seeds: "
