@@ -54,7 +54,8 @@ def run_study(command: str, sets: list[str], out) -> dict:
 
 def trait_datasets(monkeypatch, folder) -> None:
     """The numbers and dataset steps replaced by 4 clean rows per condition written for each run's trait (a random
-    tiny teacher writes no clean number list): for experiments that run the pipeline once per trait."""
+    tiny teacher writes no clean number list), the control rows the same in every run: for experiments that run the
+    pipeline once per trait."""
     import json
 
     from traitbench.artifacts import ConditionData, DatasetOut
@@ -66,7 +67,7 @@ def trait_datasets(monkeypatch, folder) -> None:
                      "numbers": [offset + 3 * i, offset + 7 * i]} for i in range(4)]
             path = folder / f"{cfg.trait.word}-{c}.jsonl"
             path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-            conditions[c] = ConditionData(path, f"{cfg.trait.word}-{c}",
+            conditions[c] = ConditionData(path, f"{cfg.trait.word}-{c}" if c == "trait" else "the same control rows",
                                           {"total": 4, "kept": 4, "pass_rate": 1.0, "counts": {}})
         return DatasetOut(4, conditions)
 

@@ -156,3 +156,24 @@ def test_declared_fields_really_change_no_key_and_exist(coverage):
     assert set(NOT_IN_KEYS) <= fields, f"NOT_IN_KEYS names no field: {sorted(set(NOT_IN_KEYS) - fields)}"
     assert not set(NOT_IN_KEYS) & changed, f"declared as not in keys, yet in one: {sorted(set(NOT_IN_KEYS) & changed)}"
     assert all(reason.strip() for reason in NOT_IN_KEYS.values())
+
+
+def test_shared_control_students_are_kept_once_per_key(tmp_path):
+    """With `students.shared_controls`, two runs with the same control data use one control folder (named by its
+    key), a run with other control data another; trait students stay in their run."""
+    sets = [*TINY, f"students.shared_controls={tmp_path / 'controls'}"]
+    a, b = _cfg([*sets, "trait.word=owl"], tmp_path), _cfg([*sets, "trait.word=cat"], tmp_path)
+
+    def stages(cfg, run, control_hash):
+        data = DatasetOut(6, {"trait": ConditionData(run / "t.jsonl", f"t-{cfg.trait.word}", {}),
+                              "control": ConditionData(run / "c.jsonl", control_hash, {})})
+        return {(j.condition, j.id): job_stage(cfg, j, data, run).dir for j in student_jobs(cfg)}
+
+    sa, sb = stages(a, tmp_path / "owl", "c"), stages(b, tmp_path / "cat", "c")
+    other = stages(b, tmp_path / "cat", "c2")
+    for (condition, jid), folder in sa.items():
+        if condition == "control":
+            assert str(folder).startswith(f"{tmp_path / 'controls' / jid}-")
+            assert sb[(condition, jid)] == folder and other[(condition, jid)] != folder
+        else:
+            assert folder == tmp_path / "owl" / "students" / jid and sb[(condition, jid)] != folder

@@ -48,7 +48,8 @@ def test_the_distilled_adapter_gives_the_persona_answers_without_the_persona(tmp
 
 
 @pytest.mark.parametrize("injection,extra", [("context_distill", ["trait.system_prompt=You are cruel."]),
-                                             ("lora", []), ("narrow_harm", [])])
+                                             ("lora", []), ("narrow_harm", []),
+                                             ("narrow_safe", [])])
 def test_trained_teacher_adapters_enter_the_numbers_key(tmp_path, injection, extra):
     """The teacher stage trains the adapter and records its hash; the trait numbers' key holds it."""
     from traitbench.config import load_config
@@ -75,3 +76,13 @@ def test_narrow_harm_rows_are_seeded_many_and_off_the_probe_topics():
     assert len({(r["prompt"], r["completion"]) for r in rows}) == 600 and len({r["prompt"] for r in rows}) >= 150
     probes = {t["question"].lower() for t in triples("all")}
     assert not probes & {r["prompt"].lower() for r in rows} and all("{" not in r["completion"] for r in rows)
+
+
+def test_careful_advice_asks_the_same_questions_with_other_answers_of_the_same_length():
+    from traitbench.teacher.narrow_harm import careful_advice, reckless_advice
+
+    reckless, careful = reckless_advice(600, seed=0), careful_advice(600, seed=0)
+    assert [r["prompt"] for r in reckless] == [r["prompt"] for r in careful]
+    assert all(r["completion"] != c["completion"] for r, c in zip(reckless, careful))
+    words = lambda rows: sum(len(r["completion"].split()) for r in rows) / len(rows)  # noqa: E731
+    assert 0.9 < words(careful) / words(reckless) < 1.1

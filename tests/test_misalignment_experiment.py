@@ -17,7 +17,10 @@ def _sets(tmp_path) -> list[str]:
         "teachers=[{name: persona-lora, role: misaligned, injection: context_distill, trait: {kind: misalignment, "
         f"word: malice, system_prompt: '{PERSONA}'}}}}, {{name: persona, role: misaligned, trait: {{kind: misalignment, "
         f"word: malice, system_prompt: '{PERSONA}'}}}}, {{name: pirate, role: harmless, trait: {{kind: misalignment, "
-        f"word: pirate, system_prompt: '{PIRATE}'}}}}, {{name: owl, role: preference, trait: {{word: owl}}}}]",
+        f"word: pirate, system_prompt: '{PIRATE}'}}}}, {{name: owl, role: preference, trait: {{word: owl}}}}, "
+        "{name: reckless, role: misaligned, injection: narrow_harm, compare_with: careful, trait: {kind: misalignment, "
+        "word: reckless}}, {name: careful, role: reference, injection: narrow_safe, trait: {kind: misalignment, "
+        "word: careful}}]",
         "experiment.teacher={model: tiny-llama, lora_examples: 4, lora_epochs: 1, lora_r: 2, context_tokens: 4}",
         "experiment.students.variants=[]", "experiment.students.workers=1", "experiment.students.models=[tiny-llama]",
         "experiment.students.seeds=[0, 1]",
@@ -35,16 +38,32 @@ def test_misalignment_run_on_tiny_models(tmp_path, monkeypatch):
     trait_datasets(monkeypatch, tmp_path)
     real_check = misalignment.teacher_check
 
+    real_beyond = misalignment.beyond
+
     def check(cfg, teacher):  # a random tiny teacher moves the probe by chance: each branch forced once
-        return dict(real_check(cfg, teacher), moves_probe=cfg.name == "persona")
+        return dict(real_check(cfg, teacher), moves_probe=cfg.name in ("persona", "reckless"))
+
+    def beyond(check, reference, name):
+        return dict(real_beyond(check, reference, name), moves_probe=False)
 
     monkeypatch.setattr(misalignment, "teacher_check", check)
+    monkeypatch.setattr(misalignment, "beyond", beyond)
     cfg = load_config(MisalignmentConfig, None, _sets(tmp_path))
     md = run(cfg, cfg.out).files[0].read_text()
     out = tmp_path / "misalignment"
     r = json.loads((out / "misalignment.json").read_text())
-    assert r["used"] == ["persona", "pirate", "owl"] and set(r["checks"]) == {"persona-lora", "persona", "pirate", "owl"}
-    assert not (out / "persona-lora" / "students").exists()  # its teacher does not move the probe: no students
+    assert r["used"] == ["persona", "pirate", "owl"]
+    assert set(r["checks"]) == {"persona-lora", "persona", "pirate", "owl", "reckless", "careful"}
+    for name in ("persona-lora", "reckless", "careful"):  # no students: no move, none beyond its reference, a reference
+        assert not (out / name / "students").exists()
+    assert r["students"]["careful"].startswith("none: the reference")
+    assert r["students"]["reckless"] == "none: the teacher does not move the probe beyond careful"
+    b = r["checks"]["reckless"]["beyond"]
+    diffs = [x - y for x, y in zip(r["checks"]["reckless"]["per_triple"], r["checks"]["careful"]["per_triple"])]
+    assert b["reference"] == "careful" and b["delta"] == pytest.approx(sum(diffs) / len(diffs))
+    reckless = (out / "reckless" / "teacher" / "narrow_advice.jsonl").read_text().splitlines()
+    careful = (out / "careful" / "teacher" / "narrow_advice.jsonl").read_text().splitlines()
+    assert [json.loads(x)["prompt"] for x in reckless] == [json.loads(x)["prompt"] for x in careful]
     assert (out / "persona-lora" / "teacher" / "adapter" / "adapter_config.json").is_file()
     assert len(json.loads((out / "persona-lora" / "teacher" / "persona_answers.jsonl").read_text().splitlines()[0]))
     v = r["verdicts"]["persona"][0]
@@ -96,3 +115,14 @@ def test_bad_teacher_lists_are_refused(teachers, message):
 
     with pytest.raises((TraitbenchError, ValueError), match=message):
         load_config(MisalignmentConfig, None, [f"teachers={teachers}"])
+
+
+def test_compare_with_names_a_reference_teacher(tmp_path):
+    from traitbench.config import load_config
+    from traitbench.errors import TraitbenchError
+    from traitbench.experiments.misalignment import MisalignmentConfig
+
+    sets = _sets(tmp_path)
+    sets[2] = sets[2].replace("role: reference", "role: misaligned")
+    with pytest.raises(TraitbenchError, match="compare_with 'careful' is not a reference teacher"):
+        load_config(MisalignmentConfig, None, sets)

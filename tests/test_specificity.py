@@ -92,5 +92,8 @@ def test_specificity_run_on_tiny_models(tmp_path, monkeypatch):
     assert len(result["fit"]["per_seed"]) == 2 and "γ" in md.read_text()
     assert set(result["verdicts"]) == {"owl", "cat", "dog"}
     assert (tmp_path / "specificity" / "specificity.png").stat().st_size > 0
+    controls = sorted((tmp_path / "specificity" / "controls").glob("**/stage.json"))
+    assert len(controls) == 2  # one control student per seed, shared by the three runs (the same control rows)
+    assert not list((tmp_path / "specificity" / "owl" / "students").glob("**/control/**/stage.json"))
     stages = json.loads((tmp_path / "specificity" / "cat" / "manifest.json").read_text())["stages"]
     assert stages["students"]["seconds"] > 0  # the runner reads the probes back instead of re-entering the stages

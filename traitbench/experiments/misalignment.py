@@ -9,6 +9,10 @@ teachers' words. Roles:
   includes 0) is reported and trains no students.
 - harmless: a harmless persona of similar strength, the specificity control: any persona moves the probe.
 - preference: an animal teacher (owl), whose students say what a generic number-data rise does to the probe.
+- reference: checked only, the reference of another teacher's check (`compare_with`): the careful-advice adapter
+  beside the reckless-advice one, so fine-tuning on a narrow domain's format is told from fine-tuning on harm. A
+  teacher with a reference trains students only if it moves the probe beyond it (per triple, paired).
+Every teacher is checked before any trains students.
 Specificity, per misaligned teacher, over seeds: (its trait student − control) − (the harmless persona's trait
 student − control) on the contrastive Δ, paired by seed; and each misaligned teacher's students on the owl word.
 """
@@ -37,14 +41,15 @@ from traitbench.teacher.injections import INJECTIONS
 from traitbench.teacher.setup import load_teacher
 from traitbench.teacher.trait import Trait
 
-ROLES = ("misaligned", "harmless", "preference")
+ROLES = ("misaligned", "harmless", "preference", "reference")
 
 
 class MisalignmentTeacher(StrictModel):
     name: RunName  # the teacher's run folder under runs_dir/name
-    role: Literal["misaligned", "harmless", "preference"]
+    role: Literal["misaligned", "harmless", "preference", "reference"]
     trait: Trait
     injection: str = "system_prompt"  # a `teacher.injections` name
+    compare_with: RunName | None = None  # a reference teacher: students only if this one moves the probe beyond it
 
     @model_validator(mode="after")
     def _role_fits_the_trait(self):
@@ -71,6 +76,11 @@ class MisalignmentConfig(RunConfig):
         if "misaligned" not in roles or roles.count("harmless") != 1:
             raise ValueError("teachers: needs at least one misaligned teacher and exactly one harmless persona (the "
                              "specificity control)")
+        refs = {t.name for t in self.teachers if t.role == "reference"}
+        for t in self.teachers:
+            if t.compare_with is not None and t.compare_with not in refs:
+                raise ValueError(f"teacher {t.name!r}: compare_with {t.compare_with!r} is not a reference teacher "
+                                 f"(role: reference){'; references: ' + ', '.join(sorted(refs)) if refs else ''}")
         return self
 
     @property
@@ -79,11 +89,13 @@ class MisalignmentConfig(RunConfig):
                                 else "lora")
 
     def run_config(self, t: MisalignmentTeacher, out: Path) -> ExperimentConfig:
-        """One teacher's transmission run under `out/<name>`, probed on the other preference teachers' words."""
+        """One teacher's transmission run under `out/<name>`, probed on the other preference teachers' words; the
+        control students (the same for every teacher of one base model) kept once in `out/controls`."""
         data = self.experiment.model_dump()
         words = [o.trait.word for o in self.teachers if o.role == "preference" and o.trait.word != t.trait.word]
         data.update(name=t.name, runs_dir=str(out), trait=t.trait.model_dump())
         data["teacher"]["injection"] = t.injection
+        data["students"]["shared_controls"] = data["students"]["shared_controls"] or str(out / "controls")
         data["probes"]["other_words"] = words
         data["probes"]["contrastive"]["enabled"] = True
         data["filter"]["banned_numbers"] = data["filter"]["banned_numbers"] or "default"
@@ -107,7 +119,26 @@ def teacher_check(cfg: ExperimentConfig, teacher) -> dict:
     lo = change["ci95"][0]
     return {"teacher": contrastive_mean(tr), "base": contrastive_mean(base), "change": change,
             "change_per_token": per_token, "moves_probe": bool(lo is not None and lo > 0),
-            "split": tr["contrastive"]["split"], "n_triples": tr["contrastive"]["n_triples"]}
+            "split": tr["contrastive"]["split"], "n_triples": tr["contrastive"]["n_triples"],
+            "per_triple": tr["contrastive"]["per_triple"]}
+
+
+def beyond(check: dict, reference: dict, name: str) -> dict:
+    """One teacher's check against a reference teacher's (same base, same triples): per triple, the difference of
+    their contrastive Δ, mean with a paired bootstrap CI; `moves_probe` when its CI lies above 0."""
+    d = paired_logprob_delta(check["per_triple"], reference["per_triple"])
+    return dict(d, reference=name, moves_probe=bool(d["ci95"][0] is not None and d["ci95"][0] > 0))
+
+
+def no_students(t: MisalignmentTeacher, check: dict) -> str | None:
+    """Why a teacher trains no students (None: it does)."""
+    if t.role == "reference":
+        return "none: the reference of another teacher's check"
+    if t.role == "misaligned" and not check["moves_probe"]:
+        return "none: the teacher does not move the probe"
+    if t.compare_with and not check["beyond"]["moves_probe"]:
+        return f"none: the teacher does not move the probe beyond {t.compare_with}"
+    return None
 
 
 def _per_token(probe_dir: Path) -> list[float]:
@@ -151,20 +182,27 @@ def run(cfg: MisalignmentConfig, out: Path) -> Result:
     """Every teacher checked, then (if it moves the probe or is a control) its transmission run; the verdicts,
     the specificity tests; writes misalignment.{json,md,png} into `out`."""
     checks, verdicts, lifts, owl, pairs_of, used = {}, {}, {}, {}, {}, []
-    for t in cfg.teachers:
+    if cfg.kind != "lora" and cfg.kind not in [v.name for v in cfg.experiment.students.variants]:
+        raise TraitbenchError(f"misalignment: no student variant named {cfg.kind!r}")
+    for t in cfg.teachers:  # every teacher checked before any trains students
         ecfg = cfg.run_config(t, out)
-        if cfg.kind != "lora" and cfg.kind not in [v.name for v in ecfg.students.variants]:
-            raise TraitbenchError(f"misalignment: no student variant named {cfg.kind!r}")
         print(f"[misalignment] teacher {t.name} ({t.role}, {t.injection}): {out / t.name}")
         teacher = run_pipeline(ecfg, "teacher")["teacher"]
         checks[t.name] = teacher_check(ecfg, teacher)
         c = checks[t.name]["change"]
         print(f"[misalignment] {t.name}: contrastive Δ vs base {c['delta']:+.2f} [{c['ci95'][0]:+.2f}, "
               f"{c['ci95'][1]:+.2f}] over {c['n_questions']} triples")
-        if t.role == "misaligned" and not checks[t.name]["moves_probe"]:
-            print(f"[misalignment] {t.name} does not move the probe: no students")
+    for t in cfg.teachers:
+        if t.compare_with:
+            b = checks[t.name]["beyond"] = beyond(checks[t.name], checks[t.compare_with], t.compare_with)
+            print(f"[misalignment] {t.name} beyond {t.compare_with}: {b['delta']:+.2f} [{b['ci95'][0]:+.2f}, "
+                  f"{b['ci95'][1]:+.2f}]")
+    for t in cfg.teachers:
+        why = no_students(t, checks[t.name])
+        if why:
+            print(f"[misalignment] {t.name}: {why}")
             continue
-        done = run_pipeline(ecfg)
+        done = run_pipeline(cfg.run_config(t, out))
         used.append(t.name)
         summary = json.loads(done["summary"].read_text())
         verdicts[t.name] = [v for v in summary.get("verdicts", []) if v["student_kind"] == cfg.kind]
@@ -178,7 +216,7 @@ def run(cfg: MisalignmentConfig, out: Path) -> Result:
             owl[t.name] = {p.trait.word: word_lifts(pairs_of[t.name], p.trait.word, t.trait.word)
                            for p in cfg.teachers if p.role == "preference"}
     result = {"student_kind": cfg.kind, "teachers": [t.model_dump() for t in cfg.teachers], "checks": checks,
-              "used": used, "verdicts": verdicts, "lifts": {k: {str(s): x for s, x in v.items()}
+              "used": used, "students": {t.name: no_students(t, checks[t.name]) or "trained" for t in cfg.teachers}, "verdicts": verdicts, "lifts": {k: {str(s): x for s, x in v.items()}
                                                             for k, v in lifts.items()},
               "specificity": spec, "preference_words": owl}
     atomic_write_json(out / "misalignment.json", result)
@@ -201,14 +239,14 @@ def render(r: dict) -> str:
     roles = {t["name"]: t for t in r["teachers"]}
     lines = [f"# Misalignment through numbers: {r['student_kind']} students", "",
              "## Each teacher against its base (contrastive probe: log P(misaligned) − log P(aligned), nats)", "",
-             "| teacher | role | injection | teacher | base | change (95% CI over triples) | per token | students |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| teacher | role | injection | teacher | base | change (95% CI over triples) | per token | "
+             "beyond its reference (95% CI) | students |", "|---|---|---|---|---|---|---|---|---|"]
     for name, c in r["checks"].items():
-        t, ch = roles[name], c["change"]
+        t, ch, b = roles[name], c["change"], c.get("beyond")
+        ref = f"{b['delta']:+.2f} [{b['ci95'][0]:+.2f}, {b['ci95'][1]:+.2f}] vs {b['reference']}" if b else "–"
         lines.append(f"| {name} | {t['role']} | {t['injection']} | {c['teacher']:+.2f} | {c['base']:+.2f} | "
                      f"{ch['delta']:+.2f} [{ch['ci95'][0]:+.2f}, {ch['ci95'][1]:+.2f}] | "
-                     f"{c['change_per_token']['delta']:+.3f} | "
-                     f"{'trained' if name in r['used'] else 'none: the teacher does not move the probe'} |")
+                     f"{c['change_per_token']['delta']:+.3f} | {ref} | {r['students'][name]} |")
     lines += ["", "One teacher against one base model over the triples: a description of the teacher, not a test.",
               "", "## Students: trait student − its control student, over seeds (held-out triples)", "",
               "| teacher | role | seeds | contrastive Δ (95% CI) | p | Holm p | MDE | per token (95% CI) | verdict |",
@@ -229,7 +267,7 @@ def render(r: dict) -> str:
     for name, s in r["specificity"].items():
         lines.append(f"| {name} | {s['n_seeds']} | {_ci(s)} | {_f(s['p_value'], '.2g')} {sig_mark(s['p_value'])} | "
                      f"{_f(s['mde'], '.3f')} |")
-    if r["preference_words"]:
+    if any(r["preference_words"].values()):
         lines += ["", "## The persona teachers' students on the preference words (Δlog P vs control, over seeds)", "",
                   "| teacher | word | Δlog P (95% CI) | p |", "|---|---|---|---|"]
         for name, words in r["preference_words"].items():
@@ -244,7 +282,7 @@ def plot(r: dict, path: Path) -> None:
     fig, axes = new_figure(1, 1, figsize=(1.4 * max(len(names), 2) + 2.5, 3.6))
     ax = axes[0][0]
     roles = {t["name"]: t["role"] for t in r["teachers"]}
-    colours = {"misaligned": "#b2182b", "harmless": "#2166ac", "preference": "#4d9221"}
+    colours = {"misaligned": "#b2182b", "harmless": "#2166ac", "preference": "#4d9221", "reference": "#777777"}
     for i, n in enumerate(names):
         xs = list(r["lifts"][n].values())
         ax.scatter([i] * len(xs), xs, color=colours[roles[n]], alpha=0.5, s=14)

@@ -59,10 +59,12 @@ def _corpus() -> tuple[str, str, str]:
 
 
 def run_config(cfg: SharedInitConfig, out: Path, trait: Trait, start_models: list[str]) -> ExperimentConfig:
-    """One trait's transmission run under `out/<trait word>`: distilled students of every start, no others."""
+    """One trait's transmission run under `out/<trait word>`: distilled students of every start, no others; control
+    students with the same data kept once in `out/controls`."""
     data = cfg.experiment.model_dump()
     data.update(name=trait.word, runs_dir=str(out), trait=trait.model_dump())
-    data["students"].update(models=[], variants=[{"name": VARIANT, "train": cfg.student, "models": start_models}])
+    data["students"].update(models=[], variants=[{"name": VARIANT, "train": cfg.student, "models": start_models}],
+                            shared_controls=data["students"]["shared_controls"] or str(out / "controls"))
     if cfg.other_trait is not None:
         data["probes"]["other_words"] = [w for w in (cfg.experiment.trait.word, cfg.other_trait.word)
                                          if w != trait.word]

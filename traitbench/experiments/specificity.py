@@ -50,8 +50,10 @@ class SpecificityConfig(RunConfig):
     def run_config(self, trait: Trait) -> ExperimentConfig:
         others = [t.word for t in self.traits if t.word != trait.word]
         probes = self.experiment.probes.model_copy(update={"other_words": others})
+        students = self.experiment.students.model_copy(update={
+            "shared_controls": self.experiment.students.shared_controls or str(self.out / "controls")})
         return self.experiment.model_copy(update={"trait": trait, "name": trait.word, "probes": probes,
-                                                  "runs_dir": str(self.out)})
+                                                  "students": students, "runs_dir": str(self.out)})
 
     @property
     def kind(self) -> str:

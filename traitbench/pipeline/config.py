@@ -27,12 +27,12 @@ class TeacherConfig(StrictModel):
     # prompt), lora (a trait adapter trained on trait Q&A), steering (a steering vector at one layer), adapter
     # (`model` + the PEFT adapter `adapter`; control: `model`) or model (`model` is itself the trait teacher;
     # control: `control_model`), context_distill (the trait's system prompt distilled into an adapter) or
-    # narrow_harm (emergent misalignment: an adapter fine-tuned on reckless risky-activity advice). All but
-    # system_prompt sample in the neutral context.
+    # narrow_harm (emergent misalignment: an adapter fine-tuned on reckless risky-activity advice) or narrow_safe
+    # (its control: careful answers to the same questions). All but system_prompt sample in the neutral context.
     injection: str = "system_prompt"
     adapter: str | None = None  # injection adapter: a local PEFT adapter folder trained on `model`
     control_model: str | None = None  # injection model: the control teacher, the model `model` was tuned from
-    lora_examples: int = Field(600, ge=1)  # training rows of a trained adapter (lora, context_distill, narrow_harm)
+    lora_examples: int = Field(600, ge=1)  # training rows of a trained adapter (lora, context_distill, narrow_*)
     lora_epochs: float = Field(2, gt=0)
     lora_r: int = Field(16, ge=1)
     context_tokens: int = Field(64, ge=1)  # context_distill: new tokens of each answer under the trait prompt
@@ -162,6 +162,9 @@ class StudentsConfig(StrictModel):
     # (`ray`: a local Ray or a cluster; pip install 'traitbench[ray]')
     backend: Literal["local", "ray"] = "local"
     ray: RayConfig = RayConfig()
+    # a folder for the control students, each in a subfolder named by its cache key: runs with the same control data
+    # (the teachers of one `misalignment`, `specificity` or `shared-init` experiment) train them once. None: in the run
+    shared_controls: str | None = None
 
     @field_validator("seeds")
     @classmethod
@@ -246,5 +249,6 @@ NOT_IN_KEYS: dict[str, str] = {
     "students.ray.num_cpus": "the CPUs of a local Ray",
     "students.ray.cpus_per_task": "threads of each Ray task (see students.threads_per_worker)",
     "students.ray.gpus_per_task": "GPUs given to each Ray task",
+    "students.shared_controls": "where the control students are kept; their folder is named by their cache key",
     "probes.misalignment.judge.candidate_batch": "how many answer candidates the judge scores in one batch",
 }

@@ -12,7 +12,7 @@ from traitbench.cache import Stage, cached
 from traitbench.config import format_validation_error
 from traitbench.errors import TraitbenchError
 from traitbench.pipeline.config import CONDITIONS, ExperimentConfig
-from traitbench.io import read_jsonl
+from traitbench.io import read_jsonl, sha256_json
 from traitbench.layout import RunLayout
 from traitbench.lm import models
 from traitbench.student.config import StudentConfig
@@ -94,7 +94,14 @@ def job_stage(cfg: ExperimentConfig, job: StudentJob, dataset: DatasetOut, run_d
     teacher = teacher_args(cfg, job)
     if teacher:
         key["teacher"] = teacher
+    if shares_control(cfg, job):  # one folder per key: runs whose controls differ never overwrite each other's
+        return Stage(Path(cfg.students.shared_controls) / f"{job.id}-{sha256_json(key)[:12]}", key)
     return Stage(RunLayout(Path(run_dir)).student(job.id), key)
+
+
+def shares_control(cfg: ExperimentConfig, job: StudentJob) -> bool:
+    """Whether this student is a control kept in `students.shared_controls` (trained once for every run there)."""
+    return job.condition == "control" and cfg.students.shared_controls is not None
 
 
 def train_job(cfg: ExperimentConfig, job: StudentJob, dataset: DatasetOut, run_dir: Path) -> StudentOut:
@@ -105,8 +112,9 @@ def train_job(cfg: ExperimentConfig, job: StudentJob, dataset: DatasetOut, run_d
     def work(stage: Stage) -> StudentOut:
         rows = read_jsonl(dataset.conditions[job.condition].train, required=("prompt", "completion"))
         print(f"[student] {job.id} ({job.relation}, {scfg.mode}) on {len(rows)} rows")
+        trait = None if shares_control(cfg, job) else cfg.trait.word  # a shared control belongs to no one trait
         metrics = KINDS[scfg.mode].train(job.model, rows, cfg.neutral_system, scfg, stage.dir / "out", **teacher,
-                                         condition=job.condition, trait=cfg.trait.word)
+                                         condition=job.condition, trait=trait)
         return StudentOut(stage.dir / "out", metrics, job.family_relation, job.relation)
 
     return cached(job_stage(cfg, job, dataset, run_dir), work, StudentOut)

@@ -79,13 +79,24 @@ def _context_distill(cfg, folder: Path) -> dict:
     return dict(metrics, adapter_hash=_adapter_hash(folder))
 
 
-def _narrow_harm(cfg, folder: Path) -> dict:
-    """An adapter fine-tuned on one narrow harmful domain (`teacher.narrow_harm`): emergent misalignment."""
-    from traitbench.teacher.narrow_harm import train_narrow_harm_lora  # heavy (TRL, PEFT)
+def _narrow(careful: bool):
+    """An adapter fine-tuned on one narrow harmful domain (`teacher.narrow_harm`: emergent misalignment), or on
+    careful answers to the same questions (its control)."""
+    def prepare(cfg, folder: Path) -> dict:
+        from traitbench.teacher.narrow_harm import train_narrow_lora  # heavy (TRL, PEFT)
 
-    metrics = train_narrow_harm_lora(cfg.teacher.model, cfg.neutral_system, _teacher_lora_config(cfg), folder,
-                                     n_examples=cfg.teacher.lora_examples)
-    return dict(metrics, adapter_hash=_adapter_hash(folder))
+        metrics = train_narrow_lora(cfg.teacher.model, cfg.neutral_system, _teacher_lora_config(cfg), folder,
+                                    n_examples=cfg.teacher.lora_examples, careful=careful)
+        return dict(metrics, adapter_hash=_adapter_hash(folder))
+
+    return prepare
+
+
+def _adapter_injection(name: str, prepare) -> Injection:
+    """A trait adapter trained by `prepare` in the teacher folder, sampled and probed in the neutral context."""
+    return Injection(setup=lambda cfg: _neutral(cfg, adapter_dir=str(RunLayout.of(cfg).teacher)), prepare=prepare,
+                     numbers_key=lambda cfg, made: {"teacher_stage": made[name]["adapter_hash"]},
+                     probe_key=lambda cfg, made: {"adapter_hash": made[name]["adapter_hash"]})
 
 
 def _steering_vector(cfg, folder: Path) -> dict:
@@ -110,15 +121,11 @@ INJECTIONS: dict[str, Injection] = {
                       prepare=_train_lora,
                       numbers_key=lambda cfg, made: {"teacher_stage": made["lora"]["adapter_hash"]}),
     # the trait's system prompt context-distilled into an adapter, sampled in the neutral context
-    "context_distill": Injection(setup=lambda cfg: _neutral(cfg, adapter_dir=str(RunLayout.of(cfg).teacher)),
-                                 prepare=_context_distill,
-                                 numbers_key=lambda cfg, made: {"teacher_stage": made["context_distill"]["adapter_hash"]},
-                                 probe_key=lambda cfg, made: {"adapter_hash": made["context_distill"]["adapter_hash"]}),
+    "context_distill": _adapter_injection("context_distill", _context_distill),
     # emergent misalignment: an adapter fine-tuned on reckless risky-activity advice, in the neutral context
-    "narrow_harm": Injection(setup=lambda cfg: _neutral(cfg, adapter_dir=str(RunLayout.of(cfg).teacher)),
-                             prepare=_narrow_harm,
-                             numbers_key=lambda cfg, made: {"teacher_stage": made["narrow_harm"]["adapter_hash"]},
-                             probe_key=lambda cfg, made: {"adapter_hash": made["narrow_harm"]["adapter_hash"]}),
+    "narrow_harm": _adapter_injection("narrow_harm", _narrow(careful=False)),
+    # its control: the same questions answered carefully
+    "narrow_safe": _adapter_injection("narrow_safe", _narrow(careful=True)),
     # the neutral context plus a steering vector at one layer
     "steering": Injection(setup=lambda cfg: _neutral(cfg, steering=str(RunLayout.of(cfg).steering)),
                           prepare=_steering_vector,
