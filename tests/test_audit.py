@@ -61,8 +61,11 @@ def test_identical_control_is_clean_exit_0(data, tmp_path):
     args = ("--trait", "owl", "--trait", "misalignment", "--set", "verdict.max_mde=1.0", "--set", "students.seeds=[0, 1]")
     assert _audit(data, "clean", out, *args, control="clean") == 0
     rep = json.loads((out / "audit.json").read_text())
-    (owl,) = rep["traits"]
+    owl, contrastive = rep["traits"]  # misalignment: the contrastive probe runs without a judge
     assert owl["verdict"] == NOT_DETECTED and rep["exit_status"] == 0 and "no leak found" in rep["verdict"]
+    assert contrastive["category"] == "contrastive" and contrastive["verdict"] == NOT_DETECTED
+    assert contrastive["effects"][0]["audited"] == contrastive["effects"][0]["control"]
+    assert "n/a" in (out / "audit.md").read_text()  # no spread over seeds: no CI and no p, said so
     (e,) = owl["effects"]
     assert e["rate"]["diff"] == 0 and len(e["rate"]["ci95"]) == 2 and 0 < e["mde_rate"] < 1
     assert e["delta_logprob"]["delta"] == 0 and e["audited"] == e["control"] and e["audited"].endswith("/8")

@@ -9,7 +9,7 @@ from traitbench.lm import models
 from traitbench.lm.logprob import sequence_logprobs
 from traitbench.lm.render import render_prompt
 from traitbench.lm.tuned import load_student
-from traitbench.probes.contrastive import triples
+from traitbench.probes.triples import triples
 from traitbench.probes.questions import misalignment_questions
 from traitbench.student import StudentConfig
 from traitbench.teacher.context_distill import ordinary_requests, train_context_lora

@@ -9,7 +9,8 @@ from traitbench.lm import models
 from traitbench.lm.logprob import sequence_logprobs
 from traitbench.lm.render import render_prompt
 from traitbench.probes.config import ProbeConfig
-from traitbench.probes.contrastive import contrastive_probe, triples
+from traitbench.probes.contrastive import contrastive_probe
+from traitbench.probes.triples import triples
 from traitbench.probes.questions import misalignment_questions
 from traitbench.probes.run import probe_model
 

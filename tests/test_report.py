@@ -28,7 +28,7 @@ class _Dump:
 
 def _cfg(name, teacher, students_cfg):
     trait = _Dump({"word": "owl", "category": "animal", "plural": None})
-    trait.word = "owl"
+    trait.word, trait.kind = "owl", "preference"
     students = SimpleNamespace(train=students_cfg["train"],
                                variants=[SimpleNamespace(**v) for v in students_cfg["variants"]])
     return type("Cfg", (), {"name": name, "trait": trait, "students": students,

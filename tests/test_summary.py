@@ -12,6 +12,7 @@ class Cfg:
 
     class trait:
         word = "owl"
+        kind = "preference"
 
         @staticmethod
         def model_dump():

@@ -677,8 +677,9 @@ def _contrastive_lines(t: dict) -> list[str]:
         def test(x, f=".3g"):
             if not x:
                 return ONE_RUN
+            num = lambda v, g=f"+{f}": format(v, g) if _finite(v) else "n/a"  # noqa: E731 (no spread: no CI, no p)
             lo, hi = x["ci95"]
-            return f"{x['mean']:+{f}} [{lo:+{f}}, {hi:+{f}}], p={x['p_value']:.3g}"
+            return f"{num(x['mean'])} [{num(lo)}, {num(hi)}], p={num(x['p_value'], '.3g')}"
 
         mde = e["mde_seeds"]
         lines.append(f"| {e['student']}/{e['student_kind']} | {e['n_seeds']} | {e['n_triples']} | {e['audited']:+.3f} | "

@@ -9,7 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from traitbench.config import StrictModel, one_line, prompt_text, unique
 from traitbench.lm.config import known_dtype
-from traitbench.probes.contrastive import TRIPLES_FILE, load_triples
+from traitbench.probes.triples import TRIPLES_FILE, load_triples
 from traitbench.probes.judge import JudgeConfig
 
 

@@ -16,7 +16,7 @@ from traitbench.io import atomic_write_json, atomic_write_jsonl
 from traitbench.lm import models
 from traitbench.lm.render import render_prompt
 from traitbench.lm.sampling import sample_answers
-from traitbench.probes.contrastive import triples
+from traitbench.probes.triples import triples
 from traitbench.probes.questions import misalignment_questions
 from traitbench.student.config import StudentConfig
 from traitbench.student.train import train_student
