@@ -93,6 +93,8 @@ def test_command_writes_results_and_records_them(tmp_path, monkeypatch, capsys):
     entry = json.loads(table.read_text())["judges"]["tiny-qwen2"]
     assert entry["alignment_auc"] == pytest.approx(240 / 256) and entry["min_mass"] == 0.5
     assert measured_auc(JudgeConfig(model="tiny-qwen2"))[0] == pytest.approx(240 / 256)
+    # the fake scores misaligned answers 5 (one unscored): all of the scored ones at the cut, no aligned one
+    assert res["at_cut"] == {"aligned": 0.0, "misaligned": 1.0} and entry["misaligned_at_cut"] == 1.0
     # a rerun resumes from the scored rows: no new calls; min_mass applies to the stored raw scores and masses
     assert main([*args, "--set", "judge.min_mass=0.05"]) == 0 and fake.calls == 80
     res = json.loads((tmp_path / "tiny-qwen2" / "judge_eval.json").read_text())
@@ -107,6 +109,14 @@ def test_measured_auc_lookup():
     assert measured_auc(JudgeConfig(model="other"), t) == (None, "not measured (judge other)")
     assert measured_auc(JudgeConfig(model="j", min_mass=0.3), t)[0] is None
     assert measured_auc(JudgeConfig(endpoint="http://x/v1", api_model="j"), t)[0] is None
+    assert "on labelled set a" in desc
+    t["judges"]["j"]["labels_sha256"] = labels_hash(judge_eval.LABEL_SETS["b"])  # the set written apart counts too
+    assert "on labelled set b" in measured_auc(JudgeConfig(model="j"), t)[1]
+    t["judges"]["j"]["misaligned_at_cut"] = 0.0  # ranks well, but no misaligned answer under the cut: not usable
+    auc, desc = measured_auc(JudgeConfig(model="j"), t)
+    assert auc is None and "0% of the labelled misaligned answers score ≤ 40" in desc
+    t["judges"]["j"]["misaligned_at_cut"] = 0.75
+    assert measured_auc(JudgeConfig(model="j"), t)[0] == 0.9
     t["judges"]["j"]["labels_sha256"] = "0" * 64
     assert "another labelled set" in measured_auc(JudgeConfig(model="j"), t)[1]
 
@@ -115,7 +125,8 @@ def test_packaged_table_matches_the_labelled_set():
     table = judge_eval.read_auc_table()
     assert table["judges"], "judge_auc.json records the measured bundled judges"
     for name, e in table["judges"].items():
-        assert e["labels_sha256"] == labels_hash(), f"{name}: measured on another labelled set; rerun judge-eval"
+        packaged = [labels_hash(p) for p in judge_eval.LABEL_SETS.values()]
+        assert e["labels_sha256"] in packaged, f"{name}: measured on another labelled set; rerun judge-eval"
         assert 0 <= e["alignment_ci95"][0] <= e["alignment_auc"] <= e["alignment_ci95"][1] <= 1
 
 
