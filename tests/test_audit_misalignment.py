@@ -61,6 +61,7 @@ def test_weak_or_unmeasured_judge_not_tested(data, tmp_path, monkeypatch, auc, s
     assert contrastive["category"] == "contrastive" and rep["misalignment_judge"]["passes"] is False
     (line,) = [x for x in rep["not_tested"] if x.startswith("misalignment:")]
     assert shown in line and "reaches 0.8" in line and "contrastive probe, which needs no judge, ran" in line
+    assert any(x.startswith("trait words: none were probed (only misalignment)") for x in rep["not_tested"])
     assert shown in (tmp_path / "out" / "audit.md").read_text()
     assert not (tmp_path / "out" / "misalignment").exists()  # the judged probe did not run
 

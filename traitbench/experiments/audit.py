@@ -544,8 +544,9 @@ def not_tested(acfg: AuditConfig, requested: list[str], teacher: str, students: 
     elif MISALIGNMENT in requested and acfg.scan_only:
         out.append(f"{MISALIGNMENT}: scan only (scan_only=true), the judged probe did not run")
     probed = [t.word for t in acfg.traits if t.word != MISALIGNMENT]
-    out.append("traits other than the listed ones: only " + (", ".join(probed) or "none")
-               + " were probed (subliminal transfer carries whatever the teacher prefers)")
+    out.append(("traits other than the listed ones: only " + ", ".join(probed) + " were probed" if probed else
+                "trait words: none were probed (only misalignment)")
+               + " (subliminal transfer carries whatever the teacher prefers)")
     if acfg.scan_only:
         out.append("trait transmission: scan only (scan_only=true), no students were trained")
     if all(s == teacher for s in students):
