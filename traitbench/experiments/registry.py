@@ -149,10 +149,11 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
                "misalignment through numbers: misaligned and harmless-persona teachers, each checked, their "
                "students on the contrastive probe over seeds, and the specificity tests",
                "One transmission run per teacher (misaligned personas by system prompt and context-distilled into "
-               "an adapter, a harmless persona, an animal teacher), each teacher checked against its base first; "
-               "students' contrastive misalignment lift over seeds, and the lift beyond the harmless persona's.",
+               "an adapter, an adapter on reckless advice checked beyond its careful-advice reference, a harmless "
+               "persona, an animal teacher), every teacher checked against its base first; students' contrastive "
+               "misalignment lift over seeds, and the lift beyond the harmless persona's.",
                "writes: runs/misalignment/ (misalignment.json, misalignment.md, misalignment.png, one run per "
-               "teacher)", "traitbench misalignment --config misalignment"),
+               "teacher, controls/: the control students they share)", "traitbench misalignment --config misalignment"),
     Experiment("audit", "traitbench.experiments.audit:AuditConfig", "traitbench.experiments.audit:run",
               
                "is a synthetic dataset safe to fine-tune on? exit 0 clean, 1 leak/transmission, 2 error",
