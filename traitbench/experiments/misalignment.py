@@ -26,11 +26,11 @@ from typing import ClassVar, Literal
 from pydantic import Field, model_validator
 
 from traitbench.artifacts import Result
-from traitbench.config import RunConfig, RunName, StrictModel, unique
+from traitbench.config import RunName, StrictModel, unique
 from traitbench.errors import TraitbenchError
 from traitbench.io import atomic_write_json, atomic_write_text
 from traitbench.lm import models
-from traitbench.pipeline.config import ExperimentConfig
+from traitbench.pipeline.config import ExperimentConfig, RunsConfig, shared_controls
 from traitbench.pipeline.probes import base_infos, probe_cached, teacher_info
 from traitbench.pipeline.run import run_pipeline
 from traitbench.pipeline.verdicts import contrastive_mean, sig_mark, word_logprob
@@ -61,13 +61,12 @@ class MisalignmentTeacher(StrictModel):
         return self
 
 
-class MisalignmentConfig(RunConfig):
+class MisalignmentConfig(RunsConfig):
+    """Every teacher's run: `experiment` with its trait and injection (contrastive probe on, banned numbers set)."""
+
     default_config: ClassVar[str | None] = "misalignment"  # traitbench/configs/misalignment.yaml
     name: RunName = "misalignment"
     teachers: list[MisalignmentTeacher] = Field(min_length=2)
-    # every teacher's run: this experiment with its trait and injection (contrastive probe on, banned numbers set)
-    experiment: ExperimentConfig = ExperimentConfig()
-    variant: str | None = None  # the student kind analysed (default: the first configured variant, else "lora")
 
     @model_validator(mode="after")
     def _roles(self):
@@ -83,11 +82,6 @@ class MisalignmentConfig(RunConfig):
                                  f"(role: reference){'; references: ' + ', '.join(sorted(refs)) if refs else ''}")
         return self
 
-    @property
-    def kind(self) -> str:
-        return self.variant or (self.experiment.students.variants[0].name if self.experiment.students.variants
-                                else "lora")
-
     def run_config(self, t: MisalignmentTeacher, out: Path) -> ExperimentConfig:
         """One teacher's transmission run under `out/<name>`, probed on the other preference teachers' words; the
         control students (the same for every teacher of one base model) kept once in `out/controls`."""
@@ -95,7 +89,7 @@ class MisalignmentConfig(RunConfig):
         words = [o.trait.word for o in self.teachers if o.role == "preference" and o.trait.word != t.trait.word]
         data.update(name=t.name, runs_dir=str(out), trait=t.trait.model_dump())
         data["teacher"]["injection"] = t.injection
-        data["students"]["shared_controls"] = data["students"]["shared_controls"] or str(out / "controls")
+        data["students"]["shared_controls"] = shared_controls(self.experiment, out)
         data["probes"]["other_words"] = words
         data["probes"]["contrastive"]["enabled"] = True
         data["filter"]["banned_numbers"] = data["filter"]["banned_numbers"] or "default"
@@ -182,10 +176,10 @@ def run(cfg: MisalignmentConfig, out: Path) -> Result:
     """Every teacher checked, then (if it moves the probe or is a control) its transmission run; the verdicts,
     the specificity tests; writes misalignment.{json,md,png} into `out`."""
     checks, verdicts, lifts, owl, pairs_of, used = {}, {}, {}, {}, {}, []
-    if cfg.kind != "lora" and cfg.kind not in [v.name for v in cfg.experiment.students.variants]:
-        raise TraitbenchError(f"misalignment: no student variant named {cfg.kind!r}")
+    cfg.check_kind("misalignment")
+    runs = {t.name: cfg.run_config(t, out) for t in cfg.teachers}
     for t in cfg.teachers:  # every teacher checked before any trains students
-        ecfg = cfg.run_config(t, out)
+        ecfg = runs[t.name]
         print(f"[misalignment] teacher {t.name} ({t.role}, {t.injection}): {out / t.name}")
         teacher = run_pipeline(ecfg, "teacher")["teacher"]
         checks[t.name] = teacher_check(ecfg, teacher)
@@ -197,12 +191,12 @@ def run(cfg: MisalignmentConfig, out: Path) -> Result:
             b = checks[t.name]["beyond"] = beyond(checks[t.name], checks[t.compare_with], t.compare_with)
             print(f"[misalignment] {t.name} beyond {t.compare_with}: {b['delta']:+.2f} [{b['ci95'][0]:+.2f}, "
                   f"{b['ci95'][1]:+.2f}]")
+    students = {t.name: no_students(t, checks[t.name]) or "trained" for t in cfg.teachers}
     for t in cfg.teachers:
-        why = no_students(t, checks[t.name])
-        if why:
-            print(f"[misalignment] {t.name}: {why}")
+        if students[t.name] != "trained":
+            print(f"[misalignment] {t.name}: {students[t.name]}")
             continue
-        done = run_pipeline(cfg.run_config(t, out))
+        done = run_pipeline(runs[t.name])
         used.append(t.name)
         summary = json.loads(done["summary"].read_text())
         verdicts[t.name] = [v for v in summary.get("verdicts", []) if v["student_kind"] == cfg.kind]
@@ -216,7 +210,7 @@ def run(cfg: MisalignmentConfig, out: Path) -> Result:
             owl[t.name] = {p.trait.word: word_lifts(pairs_of[t.name], p.trait.word, t.trait.word)
                            for p in cfg.teachers if p.role == "preference"}
     result = {"student_kind": cfg.kind, "teachers": [t.model_dump() for t in cfg.teachers], "checks": checks,
-              "used": used, "students": {t.name: no_students(t, checks[t.name]) or "trained" for t in cfg.teachers}, "verdicts": verdicts, "lifts": {k: {str(s): x for s, x in v.items()}
+              "used": used, "students": students, "verdicts": verdicts, "lifts": {k: {str(s): x for s, x in v.items()}
                                                             for k, v in lifts.items()},
               "specificity": spec, "preference_words": owl}
     atomic_write_json(out / "misalignment.json", result)

@@ -23,7 +23,7 @@ from traitbench.corpora import austen
 from traitbench.errors import TraitbenchError
 from traitbench.io import atomic_write_json, atomic_write_text
 from traitbench.lm import models
-from traitbench.pipeline.config import ExperimentConfig
+from traitbench.pipeline.config import ExperimentConfig, shared_controls
 from traitbench.pipeline.run import run_pipeline
 from traitbench.pipeline.verdicts import PRIMARY, word_logprob
 from traitbench.plotting import new_figure, save_fig
@@ -64,7 +64,7 @@ def run_config(cfg: SharedInitConfig, out: Path, trait: Trait, start_models: lis
     data = cfg.experiment.model_dump()
     data.update(name=trait.word, runs_dir=str(out), trait=trait.model_dump())
     data["students"].update(models=[], variants=[{"name": VARIANT, "train": cfg.student, "models": start_models}],
-                            shared_controls=data["students"]["shared_controls"] or str(out / "controls"))
+                            shared_controls=shared_controls(cfg.experiment, out))
     if cfg.other_trait is not None:
         data["probes"]["other_words"] = [w for w in (cfg.experiment.trait.word, cfg.other_trait.word)
                                          if w != trait.word]

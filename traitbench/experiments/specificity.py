@@ -20,10 +20,10 @@ from typing import ClassVar
 import numpy as np
 from pydantic import Field, model_validator
 
-from traitbench.config import RunConfig, RunName
+from traitbench.config import RunName
 from traitbench.artifacts import Result
 from traitbench.errors import TraitbenchError
-from traitbench.pipeline.config import ExperimentConfig
+from traitbench.pipeline.config import ExperimentConfig, RunsConfig, shared_controls
 from traitbench.io import atomic_write_json, atomic_write_text
 from traitbench.pipeline.run import run_pipeline
 from traitbench.plotting import new_figure, save_fig
@@ -32,13 +32,12 @@ from traitbench.teacher.trait import Trait
 from traitbench.pipeline.verdicts import PRIMARY, sig_mark, word_logprob
 
 
-class SpecificityConfig(RunConfig):
+class SpecificityConfig(RunsConfig):
+    """Every trait's run: `experiment` with `trait` replaced, run as runs/<name>/<trait word>."""
+
     default_config: ClassVar[str | None] = "specificity"  # traitbench/configs/specificity.yaml
     name: RunName = "specificity"
     traits: list[Trait] = Field(min_length=3)
-    # every trait's run: the same experiment with `trait` replaced, run as runs/<name>/<trait word>
-    experiment: ExperimentConfig = ExperimentConfig()
-    variant: str | None = None  # the student kind analysed (default: the first configured variant, else "lora")
 
     @model_validator(mode="after")
     def _distinct(self):
@@ -50,15 +49,10 @@ class SpecificityConfig(RunConfig):
     def run_config(self, trait: Trait) -> ExperimentConfig:
         others = [t.word for t in self.traits if t.word != trait.word]
         probes = self.experiment.probes.model_copy(update={"other_words": others})
-        students = self.experiment.students.model_copy(update={
-            "shared_controls": self.experiment.students.shared_controls or str(self.out / "controls")})
+        students = self.experiment.students.model_copy(update={"shared_controls": shared_controls(self.experiment,
+                                                                                                  self.out)})
         return self.experiment.model_copy(update={"trait": trait, "name": trait.word, "probes": probes,
                                                   "students": students, "runs_dir": str(self.out)})
-
-    @property
-    def kind(self) -> str:
-        return self.variant or (self.experiment.students.variants[0].name if self.experiment.students.variants
-                                else "lora")
 
 
 # ----------------------------------------------------------------------------------------------- the fit
@@ -121,10 +115,9 @@ def run(cfg: SpecificityConfig, out: Path) -> Result:
     specificity.{json,md,png} into `out`."""
     words = [t.word for t in cfg.traits]
     probes, verdicts = {}, {}
+    cfg.check_kind("specificity")
     for trait in cfg.traits:
         ecfg = cfg.run_config(trait)
-        if cfg.kind != "lora" and cfg.kind not in [v.name for v in ecfg.students.variants]:
-            raise TraitbenchError(f"specificity: no student variant named {cfg.kind!r}")
         print(f"[specificity] trait {trait.word}: {out / trait.word}")
         done = run_pipeline(ecfg)
         probes[trait.word] = {pid: res for pid, res in done["probes"].items() if res.get("kind") == "student"}

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from traitbench.config import RunConfig, RunName, StrictModel, check_seed, prompt_text, unique
 from traitbench.datasets.shuffle import Shuffle
+from traitbench.errors import TraitbenchError
 from traitbench.layout import CONDITIONS  # noqa: F401 (the stages take it from here)
 from traitbench.lm.config import GenerationConfig, known_dtype
 from traitbench.probes.config import ProbeConfig
@@ -237,6 +239,30 @@ class ExperimentConfig(RunConfig):
                              f"not {self.teacher.injection}")
         return self
 
+
+
+class RunsConfig(RunConfig):
+    """A command made of one transmission run of `experiment` per trait or teacher (`specificity`,
+    `misalignment`), read on one student kind."""
+
+    experiment: ExperimentConfig = ExperimentConfig()
+    variant: str | None = None  # the student kind analysed (default: the first configured variant, else "lora")
+
+    @property
+    def kind(self) -> str:
+        variants = self.experiment.students.variants
+        return self.variant or (variants[0].name if variants else "lora")
+
+    def check_kind(self, command: str) -> None:
+        """A one-line error when the analysed kind is not among the configured student kinds."""
+        if self.kind != "lora" and self.kind not in [v.name for v in self.experiment.students.variants]:
+            raise TraitbenchError(f"{command}: no student variant named {self.kind!r}")
+
+
+def shared_controls(experiment: ExperimentConfig, out: str | Path) -> str:
+    """Where the runs of a multi-run command keep their control students: `students.shared_controls`, else
+    `out/controls`."""
+    return experiment.students.shared_controls or str(Path(out) / "controls")
 
 # Config fields that enter no stage's cache key, each with why it does not change what a stage computes
 # (tests/test_cache_keys.py fails on a field that is in no key and not here, and on one here that is in a key).
