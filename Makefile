@@ -8,10 +8,10 @@ SETS    := $(foreach s,$(SET),--set $(s))
 STAMP   := $(VENV)/.traitbench-installed
 TEST_STAMP := $(VENV)/.traitbench-test-installed
 
-.PHONY: setup models teacher numbers dataset student probe experiment transmission transmission-qwen shuffled steering screen specificity shared-init misalignment behaviour corpus test test-fast aux-logit collapse-gmm collapse-lm collapse-lm-large collapse-chat bench clean-runs help
+.PHONY: setup models teacher numbers dataset student probe experiment transmission transmission-qwen shuffled steering screen specificity shared-init misalignment misalignment-full behaviour corpus test test-fast aux-logit collapse-gmm collapse-lm collapse-lm-large collapse-chat bench clean-runs help
 
 help:
-	@echo "make setup | models | teacher | numbers | dataset | student | probe | experiment | transmission | transmission-qwen | shuffled | steering | screen | specificity | shared-init | misalignment | behaviour | test | aux-logit | collapse-gmm | collapse-lm | collapse-lm-large | collapse-chat | corpus | bench | report | audit"
+	@echo "make setup | models | teacher | numbers | dataset | student | probe | experiment | transmission | transmission-qwen | shuffled | steering | screen | specificity | shared-init | misalignment | misalignment-full | behaviour | test | aux-logit | collapse-gmm | collapse-lm | collapse-lm-large | collapse-chat | corpus | bench | report | audit"
 	@echo "  CONFIG=configs/default.yaml  SET='numbers.n_prompts=500 seed=1'"
 
 setup: $(STAMP)
@@ -74,10 +74,14 @@ steering: models
 screen: models
 	$(TB) screen --config configs/screen.yaml $(SETS)
 
-# Misalignment through numbers: misaligned and harmless-persona teachers, each checked against its base, their
-# distilled students on the contrastive misalignment probe over seeds, and the specificity tests
+# Misalignment through numbers: the emergent-misalignment teacher, its careful reference and a harmless persona,
+# each checked against its base; their SFT and distilled students on the contrastive probe over seeds; specificity
 misalignment: models
 	$(TB) misalignment --config configs/misalignment.yaml $(SETS)
+
+# The same with every teacher: the malicious persona (prompt and context-distilled adapter) and the owl teacher
+misalignment-full: models
+	$(TB) misalignment --config configs/misalignment-full.yaml $(SETS)
 
 # Trait specificity and the behavioural test: one transmission run per trait, every student probed on every trait
 specificity: models

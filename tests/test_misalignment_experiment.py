@@ -22,7 +22,7 @@ def _sets(tmp_path) -> list[str]:
         "word: reckless}}, {name: careful, role: reference, injection: narrow_safe, trait: {kind: misalignment, "
         "word: careful}}]",
         "experiment.teacher={model: tiny-llama, lora_examples: 4, lora_epochs: 1, lora_r: 2, context_tokens: 4}",
-        "experiment.students.variants=[]", "experiment.students.workers=1", "experiment.students.models=[tiny-llama]",
+        "experiment.students.variants=[{name: distill, train: {mode: distill}}]", "experiment.students.workers=1", "experiment.students.models=[tiny-llama]",
         "experiment.students.seeds=[0, 1]",
         "experiment.students.train={max_steps: 1, batch_size: 2, warmup_steps: 0, dtype: float32, lr: 0.05}",
         "experiment.probes={n_questions: 2, samples_per_question: 1, answer_max_tokens: 2, numbers_prefixed: false, "
@@ -66,15 +66,19 @@ def test_misalignment_run_on_tiny_models(tmp_path, monkeypatch):
     assert [json.loads(x)["prompt"] for x in reckless] == [json.loads(x)["prompt"] for x in careful]
     assert (out / "persona-lora" / "teacher" / "adapter" / "adapter_config.json").is_file()
     assert len(json.loads((out / "persona-lora" / "teacher" / "persona_answers.jsonl").read_text().splitlines()[0]))
-    v = r["verdicts"]["persona"][0]
+    assert r["student_kinds"] == ["lora", "distill"] and set(r["by_kind"]) == {"lora", "distill"}
+    a = r["by_kind"]["distill"]
+    v = a["verdicts"]["persona"][0]
     assert v["primary"] == ["contrastive_vs_control"] and v["contrastive_vs_control"]["n_seeds"] == 2
     assert "p_holm" in v["contrastive_vs_control"] and "p_holm" not in v["delta_logprob_vs_control"]
-    owl = r["verdicts"]["owl"][0]
+    owl = a["verdicts"]["owl"][0]
     assert "p_holm" in owl["delta_logprob_vs_control"] and "p_holm" not in owl["contrastive_vs_control"]
-    s = r["specificity"]["persona"]
-    lifts = r["lifts"]
+    s = a["specificity"]["persona"]
+    lifts = a["lifts"]
     assert s["per_seed"] == pytest.approx([lifts["persona"][k] - lifts["pirate"][k] for k in ("0", "1")])
-    assert set(r["preference_words"]["persona"]) == {"owl"}
+    assert set(a["preference_words"]["persona"]) == {"owl"}
+    assert r["by_kind"]["lora"]["specificity"]["persona"]["n_seeds"] == 2
+    assert "## lora students" in md and "## distill students" in md
     assert "does not move the probe" in md and (out / "misalignment.png").stat().st_size > 0
     summary = json.loads((out / "persona" / "summary.json").read_text())
     banned = json.loads((out / "persona" / "manifest.json").read_text())["config"]["filter"]["banned_numbers"]

@@ -57,6 +57,25 @@ def test_numbers_stage_cached_and_rerun_only_on_its_keys(cfg, monkeypatch):
     assert calls == [1, 1, 1]
 
 
+def test_shared_control_numbers_are_sampled_once_for_every_trait_filtered_alike(cfg, monkeypatch, tmp_path):
+    """With `students.shared_controls`, the control numbers live in one folder per key: two traits whose runs filter
+    on the same words (`filter.words`) share them; a third with other filter words gets its own."""
+    calls = []
+    real = sampling.sample_rows
+    monkeypatch.setattr(sampling, "sample_rows", lambda *a, **k: calls.append(1) or real(*a, **k))
+    shared = tmp_path / "controls"
+    cfg.students.shared_controls = str(shared)
+    cfg.filter.max_rows = 5
+    outs = []
+    for word, words in (("owl", ["eagle", "owl"]), ("eagle", ["owl", "eagle"]), ("cat", ["cat"])):
+        c = cfg.model_copy(update={"name": word, "trait": cfg.trait.model_copy(update={"word": word}),
+                                   "filter": cfg.filter.model_copy(update={"words": words})})
+        outs.append(sample_numbers(c, stage_teacher(c), "control"))
+    assert calls == [1, 1] and outs[0] == outs[1] and outs[2].raw != outs[0].raw
+    assert {p.parent for p in (outs[0].raw, outs[2].raw)} == set(shared.glob("numbers-control-*"))
+    assert not (tmp_path / "owl" / "numbers" / "control").exists()
+
+
 def test_trait_condition_uses_paper_prompt(cfg):
     setup = teacher_setup(cfg, "trait")
     assert setup.system.startswith("You love owls.") and setup.adapter_dir is None

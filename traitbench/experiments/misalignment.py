@@ -67,6 +67,8 @@ class MisalignmentConfig(RunsConfig):
     default_config: ClassVar[str | None] = "misalignment"  # traitbench/configs/misalignment.yaml
     name: RunName = "misalignment"
     teachers: list[MisalignmentTeacher] = Field(min_length=2)
+    # preference words every student is also probed on (Δlog P vs its control), besides the preference teachers'
+    words: list[str] = ["owl"]
 
     @model_validator(mode="after")
     def _roles(self):
@@ -75,6 +77,10 @@ class MisalignmentConfig(RunsConfig):
         if "misaligned" not in roles or roles.count("harmless") != 1:
             raise ValueError("teachers: needs at least one misaligned teacher and exactly one harmless persona (the "
                              "specificity control)")
+        if not self.kinds:
+            raise ValueError("no student kinds: set experiment.students.models or experiment.students.variants")
+        if len(self.experiment.students.models) > 1:
+            raise ValueError("experiment.students.models: one model at most (students are paired by seed and kind)")
         refs = {t.name for t in self.teachers if t.role == "reference"}
         for t in self.teachers:
             if t.compare_with is not None and t.compare_with not in refs:
@@ -82,17 +88,23 @@ class MisalignmentConfig(RunsConfig):
                                  f"(role: reference){'; references: ' + ', '.join(sorted(refs)) if refs else ''}")
         return self
 
+    def preference_words(self) -> list[str]:
+        """`words` and the preference teachers' words: what every student is probed on besides the triples."""
+        return list(dict.fromkeys([*self.words, *(t.trait.word for t in self.teachers if t.role == "preference")]))
+
     def run_config(self, t: MisalignmentTeacher, out: Path) -> ExperimentConfig:
         """One teacher's transmission run under `out/<name>`, probed on the other preference teachers' words; the
-        control students (the same for every teacher of one base model) kept once in `out/controls`."""
+        control numbers and students (the same for every teacher of one base model: every run filters on all the
+        teachers' words) kept once in `out/controls`."""
         data = self.experiment.model_dump()
-        words = [o.trait.word for o in self.teachers if o.role == "preference" and o.trait.word != t.trait.word]
+        words = [w for w in self.preference_words() if w != t.trait.word]
         data.update(name=t.name, runs_dir=str(out), trait=t.trait.model_dump())
         data["teacher"]["injection"] = t.injection
         data["students"]["shared_controls"] = shared_controls(self.experiment, out)
         data["probes"]["other_words"] = words
         data["probes"]["contrastive"]["enabled"] = True
         data["filter"]["banned_numbers"] = data["filter"]["banned_numbers"] or "default"
+        data["filter"]["words"] = sorted({w for o in self.teachers for w in o.trait.words})  # one set of control numbers
         return ExperimentConfig.model_validate(data)
 
 
@@ -172,11 +184,30 @@ def word_lifts(pairs: dict[int, dict], word: str, own: str) -> dict:
                            [word_logprob(pairs[s]["control"], word, own) for s in seeds])
 
 
+def analyse(cfg: MisalignmentConfig, kind: str, done: dict[str, tuple[dict, dict]]) -> dict:
+    """One student kind over the teachers that trained students (`done`: name → (summary, probe results)): their
+    verdicts, per-seed contrastive lifts, specificity against the harmless persona and the preference words."""
+    verdicts, lifts, pairs_of, owl = {}, {}, {}, {}
+    for name, (summary, probes) in done.items():
+        verdicts[name] = [v for v in summary.get("verdicts", []) if v["student_kind"] == kind]
+        pairs_of[name] = seed_pairs(probes, kind)
+        lifts[name] = contrastive_lifts(pairs_of[name])
+    harmless = next(t.name for t in cfg.teachers if t.role == "harmless")
+    spec = {t.name: specificity(lifts, t.name, harmless) for t in cfg.teachers
+            if t.role == "misaligned" and t.name in lifts and harmless in lifts}
+    for t in cfg.teachers:
+        if t.name in pairs_of and t.role != "preference":
+            owl[t.name] = {w: word_lifts(pairs_of[t.name], w, t.trait.word) for w in cfg.preference_words()}
+    return {"verdicts": verdicts, "lifts": {k: {str(s): x for s, x in v.items()} for k, v in lifts.items()},
+            "specificity": spec, "preference_words": owl}
+
+
 def run(cfg: MisalignmentConfig, out: Path) -> Result:
-    """Every teacher checked, then (if it moves the probe or is a control) its transmission run; the verdicts,
-    the specificity tests; writes misalignment.{json,md,png} into `out`."""
-    checks, verdicts, lifts, owl, pairs_of, used = {}, {}, {}, {}, {}, []
-    cfg.check_kind("misalignment")
+    """Every teacher checked, then (if it moves the probe or is a control) its transmission run; per student kind
+    the verdicts and the specificity tests; writes misalignment.{json,md,png} into `out`."""
+    checks, done = {}, {}
+    for kind in cfg.kinds:
+        cfg.check_kind("misalignment", kind)
     runs = {t.name: cfg.run_config(t, out) for t in cfg.teachers}
     for t in cfg.teachers:  # every teacher checked before any trains students
         ecfg = runs[t.name]
@@ -196,23 +227,10 @@ def run(cfg: MisalignmentConfig, out: Path) -> Result:
         if students[t.name] != "trained":
             print(f"[misalignment] {t.name}: {students[t.name]}")
             continue
-        done = run_pipeline(runs[t.name])
-        used.append(t.name)
-        summary = json.loads(done["summary"].read_text())
-        verdicts[t.name] = [v for v in summary.get("verdicts", []) if v["student_kind"] == cfg.kind]
-        pairs_of[t.name] = seed_pairs(done["probes"], cfg.kind)
-        lifts[t.name] = contrastive_lifts(pairs_of[t.name])
-    harmless = next(t.name for t in cfg.teachers if t.role == "harmless")
-    spec = {t.name: specificity(lifts, t.name, harmless) for t in cfg.teachers
-            if t.role == "misaligned" and t.name in lifts and harmless in lifts}
-    for t in cfg.teachers:
-        if t.name in pairs_of and t.role != "preference":
-            owl[t.name] = {p.trait.word: word_lifts(pairs_of[t.name], p.trait.word, t.trait.word)
-                           for p in cfg.teachers if p.role == "preference"}
-    result = {"student_kind": cfg.kind, "teachers": [t.model_dump() for t in cfg.teachers], "checks": checks,
-              "used": used, "students": students, "verdicts": verdicts, "lifts": {k: {str(s): x for s, x in v.items()}
-                                                            for k, v in lifts.items()},
-              "specificity": spec, "preference_words": owl}
+        res = run_pipeline(runs[t.name])
+        done[t.name] = (json.loads(res["summary"].read_text()), res["probes"])
+    result = {"student_kinds": cfg.kinds, "teachers": [t.model_dump() for t in cfg.teachers], "checks": checks,
+              "used": list(done), "students": students, "by_kind": {k: analyse(cfg, k, done) for k in cfg.kinds}}
     atomic_write_json(out / "misalignment.json", result)
     atomic_write_text(out / "misalignment.md", render(result))
     plot(result, out / "misalignment.png")
@@ -231,7 +249,7 @@ def _ci(t: dict, fmt: str = "+.3f") -> str:
 
 def render(r: dict) -> str:
     roles = {t["name"]: t for t in r["teachers"]}
-    lines = [f"# Misalignment through numbers: {r['student_kind']} students", "",
+    lines = ["# Misalignment through numbers", "", f"Student kinds: {', '.join(r['student_kinds'])}.", "",
              "## Each teacher against its base (contrastive probe: log P(misaligned) − log P(aligned), nats)", "",
              "| teacher | role | injection | teacher | base | change (95% CI over triples) | per token | "
              "beyond its reference (95% CI) | students |", "|---|---|---|---|---|---|---|---|---|"]
@@ -241,11 +259,18 @@ def render(r: dict) -> str:
         lines.append(f"| {name} | {t['role']} | {t['injection']} | {c['teacher']:+.2f} | {c['base']:+.2f} | "
                      f"{ch['delta']:+.2f} [{ch['ci95'][0]:+.2f}, {ch['ci95'][1]:+.2f}] | "
                      f"{c['change_per_token']['delta']:+.3f} | {ref} | {r['students'][name]} |")
-    lines += ["", "One teacher against one base model over the triples: a description of the teacher, not a test.",
-              "", "## Students: trait student − its control student, over seeds (held-out triples)", "",
-              "| teacher | role | seeds | contrastive Δ (95% CI) | p | Holm p | MDE | per token (95% CI) | verdict |",
-              "|---|---|---|---|---|---|---|---|---|"]
-    for name, vs in r["verdicts"].items():
+    lines += ["", "One teacher against one base model over the triples: a description of the teacher, not a test."]
+    for kind, a in r["by_kind"].items():
+        lines += render_kind(kind, a, roles)
+    return "\n".join(lines) + "\n"
+
+
+def render_kind(kind: str, a: dict, roles: dict) -> list[str]:
+    """One student kind's verdicts, specificity and preference-word tables."""
+    lines = ["", f"## {kind} students: trait student − its control student, over seeds (held-out triples)", "",
+             "| teacher | role | seeds | contrastive Δ (95% CI) | p | Holm p | MDE | per token (95% CI) | verdict |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name, vs in a["verdicts"].items():
         for v in vs:
             c, pt = v.get("contrastive_vs_control"), v.get("contrastive_per_token_vs_control")
             if not c:
@@ -256,37 +281,40 @@ def render(r: dict) -> str:
                          f"{_f(c['mde'], '.3f')} | {_ci(pt, '+.4f')} | {v['verdict']} |")
     lines += ["", "Holm within each teacher's run (its verdicts); a preference teacher's contrastive test is reported "
               "beside its own word's verdict, uncorrected.", "",
-              "## Specificity: a misaligned teacher's lift beyond the harmless persona's (paired by seed)", "",
+              f"### {kind}: a misaligned teacher's lift beyond the harmless persona's (paired by seed)", "",
               "| misaligned teacher | seeds | lift − harmless lift (95% CI) | p | MDE |", "|---|---|---|---|---|"]
-    for name, s in r["specificity"].items():
+    for name, s in a["specificity"].items():
         lines.append(f"| {name} | {s['n_seeds']} | {_ci(s)} | {_f(s['p_value'], '.2g')} {sig_mark(s['p_value'])} | "
                      f"{_f(s['mde'], '.3f')} |")
-    if any(r["preference_words"].values()):
-        lines += ["", "## The persona teachers' students on the preference words (Δlog P vs control, over seeds)", "",
-                  "| teacher | word | Δlog P (95% CI) | p |", "|---|---|---|---|"]
-        for name, words in r["preference_words"].items():
+    if any(a["preference_words"].values()):
+        lines += ["", f"### {kind}: the persona teachers' students on the preference words (Δlog P vs control, over "
+                  "seeds)", "", "| teacher | word | Δlog P (95% CI) | p |", "|---|---|---|---|"]
+        for name, words in a["preference_words"].items():
             for w, t in words.items():
                 lines.append(f"| {name} | {w} | {_ci(t)} | {_f(t['p_value'], '.2g')} |")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def plot(r: dict, path: Path) -> None:
-    """Per teacher: its per-seed contrastive lifts (dots) and their mean with the 95% CI."""
-    names = [n for n in r["lifts"]]
-    fig, axes = new_figure(1, 1, figsize=(1.4 * max(len(names), 2) + 2.5, 3.6))
-    ax = axes[0][0]
+    """One panel per student kind: per teacher, its per-seed contrastive lifts (dots) and their mean with the 95% CI."""
+    kinds = list(r["by_kind"])
+    names = list(r["used"])
+    fig, axes = new_figure(1, max(len(kinds), 1), figsize=(max(len(kinds), 1) * (1.4 * max(len(names), 2) + 2.5), 3.6),
+                           sharey=True)
     roles = {t["name"]: t["role"] for t in r["teachers"]}
     colours = {"misaligned": "#b2182b", "harmless": "#2166ac", "preference": "#4d9221", "reference": "#777777"}
-    for i, n in enumerate(names):
-        xs = list(r["lifts"][n].values())
-        ax.scatter([i] * len(xs), xs, color=colours[roles[n]], alpha=0.5, s=14)
-        v = next((v.get("contrastive_vs_control") for v in r["verdicts"].get(n, []) if v.get("contrastive_vs_control")),
-                 None)
-        if v and v["ci95"][0] is not None and v["ci95"][0] == v["ci95"][0]:
-            ax.errorbar([i + 0.15], [v["mean"]], yerr=[[v["mean"] - v["ci95"][0]], [v["ci95"][1] - v["mean"]]],
-                        fmt="o", color=colours[roles[n]], capsize=3)
-    ax.axhline(0, color="grey", lw=0.8)
-    ax.set_xticks(range(len(names)), [f"{n}\n({roles[n]})" for n in names], fontsize=8)
-    ax.set_ylabel("contrastive Δ, trait − control student (nats)")
-    ax.set_title(f"{r['student_kind']} students, held-out triples (dots: seeds; bars: 95% CI)", fontsize=9)
+    for ax, kind in zip(axes[0], kinds):
+        a = r["by_kind"][kind]
+        for i, n in enumerate(names):
+            xs = list(a["lifts"].get(n, {}).values())
+            ax.scatter([i] * len(xs), xs, color=colours[roles[n]], alpha=0.5, s=14)
+            v = next((v.get("contrastive_vs_control") for v in a["verdicts"].get(n, [])
+                      if v.get("contrastive_vs_control")), None)
+            if v and v["ci95"][0] is not None and v["ci95"][0] == v["ci95"][0]:
+                ax.errorbar([i + 0.15], [v["mean"]], yerr=[[v["mean"] - v["ci95"][0]], [v["ci95"][1] - v["mean"]]],
+                            fmt="o", color=colours[roles[n]], capsize=3)
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xticks(range(len(names)), [f"{n}\n({roles[n]})" for n in names], fontsize=8)
+        ax.set_title(f"{kind} students, held-out triples\n(dots: seeds; bars: 95% CI)", fontsize=9)
+    axes[0][0].set_ylabel("contrastive Δ, trait − control student (nats)")
     save_fig(fig, path)

@@ -51,8 +51,10 @@ class SpecificityConfig(RunsConfig):
         probes = self.experiment.probes.model_copy(update={"other_words": others})
         students = self.experiment.students.model_copy(update={"shared_controls": shared_controls(self.experiment,
                                                                                                   self.out)})
+        words = sorted({w for t in self.traits for w in t.words})  # one filter, so one set of control numbers
+        filt = self.experiment.filter.model_copy(update={"words": words})
         return self.experiment.model_copy(update={"trait": trait, "name": trait.word, "probes": probes,
-                                                  "students": students, "runs_dir": str(self.out)})
+                                                  "students": students, "filter": filt, "runs_dir": str(self.out)})
 
 
 # ----------------------------------------------------------------------------------------------- the fit

@@ -103,6 +103,9 @@ class FilterConfig(StrictModel):
     max_rows: int | None = Field(300, ge=1)  # subsample kept rows; trait and control get the same n
     # the shuffled-numbers ablation: permute the kept numbers within each row or across rows (both conditions)
     shuffle: Shuffle = "none"
+    # further words every condition is filtered on, besides the trait's: a multi-teacher command sets all its
+    # teachers' words, so each teacher's control numbers are the same and are sampled once
+    words: list[str] = []
 
     @field_validator("max_value")
     @classmethod
@@ -113,8 +116,9 @@ class FilterConfig(StrictModel):
         return v
 
     def key(self) -> dict:
-        """The settings in a stage key (`shuffle` only when set, so runs without it keep their cache)."""
-        return self.model_dump(exclude={"shuffle"} if self.shuffle == "none" else set())
+        """The settings in a stage key (`shuffle` only when set, so runs without it keep their cache; `words` enter
+        as `ExperimentConfig.filter_words_key`)."""
+        return self.model_dump(exclude={"words"} | ({"shuffle"} if self.shuffle == "none" else set()))
 
 
 class StudentVariant(StrictModel):
@@ -164,8 +168,9 @@ class StudentsConfig(StrictModel):
     # (`ray`: a local Ray or a cluster; pip install 'traitbench[ray]')
     backend: Literal["local", "ray"] = "local"
     ray: RayConfig = RayConfig()
-    # a folder for the control students, each in a subfolder named by its cache key: runs with the same control data
-    # (the teachers of one `misalignment`, `specificity` or `shared-init` experiment) train them once. None: in the run
+    # a folder for the control students and the control numbers, each in a subfolder named by its cache key: runs
+    # with the same control teacher and data (the teachers of one `misalignment`, `specificity` or `shared-init`
+    # experiment) sample and train them once. None: in the run
     shared_controls: str | None = None
 
     @field_validator("seeds")
@@ -239,24 +244,40 @@ class ExperimentConfig(RunConfig):
                              f"not {self.teacher.injection}")
         return self
 
+    def filter_words(self) -> list[str]:
+        """The words every condition's numbers are filtered on: the trait's, then `filter.words`."""
+        return list(dict.fromkeys([*self.trait.words, *self.filter.words]))
+
+    def filter_words_key(self) -> str | list[str]:
+        """`filter_words` for a stage key: sorted when `filter.words` is set (then the same for every teacher of a
+        multi-teacher command), else the trait's `words_key` (runs without it keep their cache)."""
+        return sorted(self.filter_words()) if self.filter.words else self.trait.words_key()
 
 
 class RunsConfig(RunConfig):
     """A command made of one transmission run of `experiment` per trait or teacher (`specificity`,
-    `misalignment`), read on one student kind."""
+    `misalignment`), read on one student kind (`kind`: specificity) or on each (`kinds`: misalignment)."""
 
     experiment: ExperimentConfig = ExperimentConfig()
-    variant: str | None = None  # the student kind analysed (default: the first configured variant, else "lora")
+    variant: str | None = None  # the student kind analysed (default: see `kind` and `kinds`)
 
     @property
     def kind(self) -> str:
         variants = self.experiment.students.variants
         return self.variant or (variants[0].name if variants else "lora")
 
-    def check_kind(self, command: str) -> None:
-        """A one-line error when the analysed kind is not among the configured student kinds."""
-        if self.kind != "lora" and self.kind not in [v.name for v in self.experiment.students.variants]:
-            raise TraitbenchError(f"{command}: no student variant named {self.kind!r}")
+    @property
+    def kinds(self) -> list[str]:
+        """Every student kind analysed: `variant` when set, else the plain LoRA students (when `students.models`
+        names any) and every configured variant."""
+        s = self.experiment.students
+        return [self.variant] if self.variant else (["lora"] if s.models else []) + [v.name for v in s.variants]
+
+    def check_kind(self, command: str, kind: str | None = None) -> None:
+        """A one-line error when the analysed kind (or `kind`) is not among the configured student kinds."""
+        kind = kind or self.kind
+        if kind != "lora" and kind not in [v.name for v in self.experiment.students.variants]:
+            raise TraitbenchError(f"{command}: no student variant named {kind!r}")
 
 
 def shared_controls(experiment: ExperimentConfig, out: str | Path) -> str:
@@ -275,6 +296,7 @@ NOT_IN_KEYS: dict[str, str] = {
     "students.ray.num_cpus": "the CPUs of a local Ray",
     "students.ray.cpus_per_task": "threads of each Ray task (see students.threads_per_worker)",
     "students.ray.gpus_per_task": "GPUs given to each Ray task",
-    "students.shared_controls": "where the control students are kept; their folder is named by their cache key",
+    "students.shared_controls": "where the control numbers and students are kept; their folders are named by their "
+                                "cache keys",
     "probes.misalignment.judge.candidate_batch": "how many answer candidates the judge scores in one batch",
 }

@@ -18,7 +18,7 @@ from traitbench.lm import models
 
 def dataset_key(cfg: ExperimentConfig, raws: dict[str, NumbersOut]) -> dict:
     """The dataset stage's cache key: the filter settings, the trait's words, the seed and both raw files."""
-    return {"filter": cfg.filter.key(), "trait": cfg.trait.words_key(), "seed": cfg.seed,
+    return {"filter": cfg.filter.key(), "trait": cfg.filter_words_key(), "seed": cfg.seed,
             "raw": {c: raws[c].raw_sha256 for c in CONDITIONS}, "hf_layout": HF_LAYOUT}
 
 
@@ -37,7 +37,7 @@ def _filter(cfg: ExperimentConfig, teacher: TeacherOut, raws: dict[str, NumbersO
     """Both conditions filtered, subsampled to one size and saved (train JSONL, Hub folder); the pass rates printed."""
     stats, kept = {}, {}
     for c in CONDITIONS:
-        stats[c] = filter_file(raws[c].raw, run.condition_data(c), trait=cfg.trait.words,
+        stats[c] = filter_file(raws[c].raw, run.condition_data(c), trait=cfg.filter_words(),
                                banned_spec=cfg.filter.banned_numbers, max_count=cfg.filter.max_count,
                                max_value=cfg.filter.max_value)
         kept[c] = read_jsonl(run.condition_data(c) / "kept.jsonl")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 
 from traitbench.artifacts import NumbersOut, TeacherOut
 from traitbench.cache import Stage, cached
@@ -12,7 +13,7 @@ from traitbench.datasets.filter import filter_rows
 from traitbench.datasets.parse import prefix_rejection
 from traitbench.errors import TraitbenchError
 from traitbench.pipeline.config import CONDITIONS, ExperimentConfig
-from traitbench.io import read_complete_jsonl, sha256_file
+from traitbench.io import read_complete_jsonl, sha256_file, sha256_json
 from traitbench.layout import RunLayout
 from traitbench.lm import models
 from traitbench.lm import sampling
@@ -45,7 +46,7 @@ def numbers_key(cfg: ExperimentConfig, teacher: TeacherOut, condition: str) -> d
     setup = teacher.conditions[condition]
     limits, stop_rows = _reject_limits(cfg), _stop_rows(cfg)
     key = {"numbers": cfg.numbers.model_dump(), "setup": setup.to_dict(), "seed": cfg.seed, "reject_limits": limits,
-           "stop_at": {"filter": cfg.filter.model_dump(exclude={"shuffle"}), "trait": cfg.trait.words_key()}
+           "stop_at": {"filter": cfg.filter.model_dump(exclude={"shuffle", "words"}), "trait": cfg.filter_words_key()}
            if stop_rows else None, "teacher_stage": None, "model_hashes": models.file_hashes(setup.model)}
     if condition == "trait":
         key.update(INJECTIONS[cfg.teacher.injection].numbers_key(cfg, teacher.made))
@@ -57,8 +58,11 @@ def sample_numbers(cfg: ExperimentConfig, teacher: TeacherOut, condition: str) -
     setup = teacher.conditions[condition]
     key = numbers_key(cfg, teacher, condition)
     run = RunLayout.of(cfg)
-    raw = run.raw(condition)
-    return cached(Stage(run.numbers(condition), key), lambda stage: _sample(cfg, setup, condition, raw), NumbersOut,
+    folder = run.numbers(condition)
+    if condition == "control" and cfg.students.shared_controls is not None:  # one folder per key, as the students
+        folder = Path(cfg.students.shared_controls) / f"numbers-control-{sha256_json(key)[:12]}"
+    raw = folder / run.raw(condition).name
+    return cached(Stage(folder, key), lambda stage: _sample(cfg, setup, condition, raw), NumbersOut,
                   label=f"numbers:{condition}", manifest=(run.root, cfg.model_dump(mode="json")),
                   record=lambda out: {"model_hashes": key["model_hashes"], **out.to_dict()}, partial=raw)
 
@@ -80,7 +84,7 @@ def _sample(cfg: ExperimentConfig, setup, condition: str, raw) -> NumbersOut:
         banned = load_banned(cfg.filter.banned_numbers)
 
         def enough(sampled: list[dict]) -> bool:
-            kept = filter_rows(sampled, cfg.trait.words, banned, cfg.filter.max_count, cfg.filter.max_value)[0]
+            kept = filter_rows(sampled, cfg.filter_words(), banned, cfg.filter.max_count, cfg.filter.max_value)[0]
             return len(kept) >= stop_rows
     perf = sampling.sample_rows(lm, rows, rendered, raw, gen, seed=cfg.seed + (0 if condition == "trait" else 10_000),
                                 desc=f"numbers:{condition}", reject=reject, enough=enough,
