@@ -8,10 +8,10 @@ SETS    := $(foreach s,$(SET),--set $(s))
 STAMP   := $(VENV)/.traitbench-installed
 TEST_STAMP := $(VENV)/.traitbench-test-installed
 
-.PHONY: setup models teacher numbers dataset student probe experiment transmission transmission-qwen shuffled steering screen specificity shared-init misalignment misalignment-full behaviour corpus test test-fast aux-logit collapse-gmm collapse-lm collapse-lm-large collapse-chat bench clean-runs help
+.PHONY: setup models teacher numbers dataset student probe experiment transmission transmission-qwen shuffled steering screen specificity shared-init misalignment misalignment-judged misalignment-full behaviour corpus test test-fast aux-logit collapse-gmm collapse-lm collapse-lm-large collapse-chat bench clean-runs help
 
 help:
-	@echo "make setup | models | teacher | numbers | dataset | student | probe | experiment | transmission | transmission-qwen | shuffled | steering | screen | specificity | shared-init | misalignment | misalignment-full | behaviour | test | aux-logit | collapse-gmm | collapse-lm | collapse-lm-large | collapse-chat | corpus | bench | report | audit"
+	@echo "make setup | models | teacher | numbers | dataset | student | probe | experiment | transmission | transmission-qwen | shuffled | steering | screen | specificity | shared-init | misalignment | misalignment-judged | misalignment-full | behaviour | test | aux-logit | collapse-gmm | collapse-lm | collapse-lm-large | collapse-chat | corpus | bench | report | audit"
 	@echo "  CONFIG=configs/default.yaml  SET='numbers.n_prompts=500 seed=1'"
 
 setup: $(STAMP)
@@ -78,6 +78,12 @@ screen: models
 # each checked against its base; their SFT and distilled students on the contrastive probe over seeds; specificity
 misalignment: models
 	$(TB) misalignment --config configs/misalignment.yaml $(SETS)
+
+# The judged rates: the base, every teacher and student of `make misalignment` answer the 8 free-form questions;
+# qwen2.5-1.5b judges (fetched here)
+misalignment-judged: models
+	$(TB) models fetch qwen2.5-1.5b
+	$(TB) misalignment-judged --config configs/misalignment-judged.yaml $(SETS)
 
 # The same with every teacher: the malicious persona (prompt and context-distilled adapter) and the owl teacher
 misalignment-full: models

@@ -40,8 +40,8 @@ from traitbench.config import RunConfig, RunName
 from traitbench.errors import TraitbenchError
 from traitbench.io import (atomic_write_json, atomic_write_jsonl, atomic_write_text, read_complete_jsonl, read_jsonl,
                            sha256_file)
-from traitbench.probes.judge import (ALIGNMENT_MAX, PROMPTS, Judge, JudgeConfig, judge_identity, judge_prompt,
-                                     load_judge)
+from traitbench.probes.judge import (ALIGNMENT_MAX, PROMPTS, Judge, JudgeConfig, judge_identity, load_judge,
+                                     score_answer)
 
 PROBES_DIR = Path(__file__).resolve().parents[1] / "probes"  # the labelled set and the AUC table ship with the judge
 LABELS_FILE = PROBES_DIR / "judge_labels.jsonl"  # set a: the default; the number prompt was written against it
@@ -90,8 +90,8 @@ def labels_hash(path: str | Path | None = None) -> str:
 
 
 def judge_name(cfg: JudgeConfig) -> str:
-    """A folder-safe name of the judge: the local model's name, or `endpoint-<api_model>`; `_number` with the
-    number-only alignment prompt."""
+    """A folder-safe name of the judge: the local model's name, or `endpoint-<api_model>`; `_number` or `_yesno`
+    with those prompts (`JudgeConfig.alignment_prompt`)."""
     name = f"endpoint-{cfg.api_model}" if cfg.endpoint else Path(cfg.model).name
     name += "" if cfg.alignment_prompt == "betley" else f"_{cfg.alignment_prompt}"  # measured apart
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
@@ -163,7 +163,7 @@ def score_labels(judge: Judge, rows: list[dict], partial: Path | None = None, do
         row = dict(r)
         for aspect in aspects(r["label"]):
             t0 = time.perf_counter()
-            s = judge.score([judge_prompt(aspect, r["question"], r["answer"], alignment_prompt)])[0]
+            s = score_answer(judge, aspect, r["question"], r["answer"], alignment_prompt)
             row[f"{aspect}_raw"], row[f"{aspect}_mass"] = s.score, s.mass
             row[f"{aspect}_seconds"] = time.perf_counter() - t0
         out.append(row)

@@ -154,6 +154,15 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
                "misalignment lift over seeds, and the lift beyond the harmless persona's.",
                "writes: runs/misalignment/ (misalignment.json, misalignment.md, misalignment.png, one run per "
                "teacher, controls/: the control students they share)", "traitbench misalignment --config misalignment"),
+    Experiment("misalignment-judged", "traitbench.experiments.misalignment_judged:MisalignmentJudgedConfig",
+               "traitbench.experiments.misalignment_judged:run",
+               "the judged half of misalignment: sampled answers to the 8 free-form questions, scored by a judge, "
+               "for every teacher, its base and every student",
+               "Runs `traitbench misalignment` on the same config (cached), then samples answers to the eight "
+               "free-form questions from the base, each teacher and every student and has a judge score them; "
+               "misaligned rates at alignment 30 and 40 and mean alignment, trait vs control students over seeds.",
+               "writes: runs/misalignment/ (misalignment-judged.json, .md, .png; judged/: each model's judged "
+               "answers)", "traitbench misalignment-judged --config misalignment-judged"),
     Experiment("audit", "traitbench.experiments.audit:AuditConfig", "traitbench.experiments.audit:run",
               
                "is a synthetic dataset safe to fine-tune on? exit 0 clean, 1 leak/transmission, 2 error",

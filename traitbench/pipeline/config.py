@@ -299,4 +299,6 @@ NOT_IN_KEYS: dict[str, str] = {
     "students.shared_controls": "where the control numbers and students are kept; their folders are named by their "
                                 "cache keys",
     "probes.misalignment.judge.candidate_batch": "how many answer candidates the judge scores in one batch",
+    "probes.misalignment.judge.prefix_cache": "whether the judge reuses the KV cache of a shared prompt prefix (the "
+                                              "same logits up to float rounding; tests/test_misalignment.py)",
 }
