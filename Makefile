@@ -154,4 +154,5 @@ report-check: setup
 # traitbench audit exits 0 clean, 1 leak/transmission, 2 error (make itself reports any failure as 2)
 audit: models
 	@test -n "$(DATASET)" || { echo "usage: make audit DATASET=path [TEACHER=model] [TRAIT='owl oak:tree'] [SET=...]"; exit 2; }
+	$(if $(filter misalignment,$(TRAIT)),$(TB) models fetch qwen2.5-1.5b)
 	$(TB) audit --config $(AUDIT_CONFIG) --dataset $(DATASET) $(if $(TEACHER),--teacher $(TEACHER)) $(foreach t,$(TRAIT),--trait $(t)) $(SETS)
