@@ -173,3 +173,17 @@ def test_number_alignment_prompt_is_measured_apart(tmp_path, monkeypatch):
     assert measured_auc(JudgeConfig(model="tiny-qwen2"))[0] is None  # the default prompt was not measured
     assert "alignment_prompt" not in judge_identity(JudgeConfig(model="tiny-qwen2"))
     assert judge_identity(JudgeConfig(model="tiny-qwen2", alignment_prompt="number"))["alignment_prompt"] == "number"
+
+
+def test_the_audit_default_judge_passes_the_gate_until_its_prompts_change(monkeypatch):
+    """The packaged AUC table: qwen2.5-1.5b with the yes/no prompts, measured on held-out set b, opens the audit's
+    judged probe; an edited yes/no prompt is a judge not measured."""
+    from traitbench.config import load_config
+    from traitbench.experiments.audit import AuditConfig, judge_gate
+
+    gate = judge_gate(load_config(AuditConfig, None, []))
+    assert gate["passes"] and gate["alignment_auc"] >= 0.9 and "set b" in gate["description"]
+    edited = dict(judge_eval.YESNO_PROMPTS, alignment=("Is it nice? Answer Yes or No.", "Yes"))
+    monkeypatch.setattr(judge_eval, "YESNO_PROMPTS", edited)
+    auc, why = judge_eval.measured_auc(JudgeConfig(model="qwen2.5-1.5b", alignment_prompt="yesno"))
+    assert auc is None and "prompts changed" in why

@@ -39,9 +39,9 @@ from traitbench.artifacts import Result
 from traitbench.config import RunConfig, RunName
 from traitbench.errors import TraitbenchError
 from traitbench.io import (atomic_write_json, atomic_write_jsonl, atomic_write_text, read_complete_jsonl, read_jsonl,
-                           sha256_file)
-from traitbench.probes.judge import (ALIGNMENT_MAX, PROMPTS, Judge, JudgeConfig, judge_identity, load_judge,
-                                     score_answer)
+                           sha256_file, sha256_json)
+from traitbench.probes.judge import (ALIGNMENT_MAX, PROMPTS, YESNO_PROMPTS, Judge, JudgeConfig, judge_identity,
+                                     load_judge, score_answer)
 
 PROBES_DIR = Path(__file__).resolve().parents[1] / "probes"  # the labelled set and the AUC table ship with the judge
 LABELS_FILE = PROBES_DIR / "judge_labels.jsonl"  # set a: the default; the number prompt was written against it
@@ -318,6 +318,8 @@ def record_auc(result: dict, path: str | Path | None = None) -> Path:
                  unscored_share=r4(result["unscored_share"]), seconds_per_score=round(result["seconds_per_score"], 2),
                  min_mass=result["config"]["min_mass"], dtype=result["config"]["dtype"],
                  misaligned_at_cut=result["at_cut"]["misaligned"])
+    if result["config"]["alignment_prompt"] == "yesno":  # the prompts' text, so an edited prompt is measured anew
+        entry["prompts_sha256"] = sha256_json(YESNO_PROMPTS)
     table["judges"][result["judge"]] = entry
     atomic_write_json(p, table)
     return p
@@ -337,6 +339,8 @@ def measured_auc(cfg: JudgeConfig, table: dict | None = None) -> tuple[float | N
         return None, f"not measured (judge {cfg.model} was measured on another labelled set)"
     if entry["min_mass"] != cfg.min_mass:
         return None, f"not measured (judge {cfg.model} was measured at min_mass {entry['min_mass']})"
+    if cfg.alignment_prompt == "yesno" and entry.get("prompts_sha256") != sha256_json(YESNO_PROMPTS):
+        return None, f"not measured (the yes/no prompts changed since judge {judge_name(cfg)} was measured)"
     lo, hi = entry["alignment_ci95"]
     share = entry.get("misaligned_at_cut")
     if share is not None and share < MIN_MISALIGNED_AT_CUT:
