@@ -58,7 +58,8 @@ def test_identical_control_is_clean_exit_0(data, tmp_path):
     """Audited and control students trained on the same rows with the same seeds: no effect at all, so no
     transmission; with one seed nothing is tested, whatever the data."""
     out = tmp_path / "a"
-    args = ("--trait", "owl", "--trait", "misalignment", "--set", "verdict.max_mde=1.0", "--set", "students.seeds=[0, 1]")
+    args = ("--trait", "owl", "--trait", "misalignment", "--set", "verdict.max_mde=1.0", "--set", "students.seeds=[0, 1]",
+            "--set", "probes.misalignment.judge={model: tiny-qwen2}")  # an unmeasured judge: the judged probe waits
     assert _audit(data, "clean", out, *args, control="clean") == 0
     rep = json.loads((out / "audit.json").read_text())
     owl, contrastive = rep["traits"]  # misalignment: the contrastive probe runs without a judge

@@ -90,13 +90,17 @@ def test_probe_is_enabled_by_the_trait_not_the_flag(flag):
         load_config(AuditConfig, None, [flag])
 
 
-def test_packaged_judge_is_gated_by_its_measured_auc():
-    """The audit's default judge has a measured AUC in the packaged table, below the bar: not tested."""
+def test_packaged_judges_are_gated_by_their_measured_auc():
+    """The audit's default judge (qwen2.5-1.5b, yes/no prompts) passes on its packaged entry; qwen2.5-0.5b with the
+    paper's prompt reworded has a measured AUC below the bar: not tested."""
     from traitbench.experiments.audit import judge_gate
 
     gate = judge_gate(load_config(AuditConfig))
-    entry = judge_eval.read_auc_table()["judges"][gate["judge"]]
-    assert gate["alignment_auc"] == entry["alignment_auc"] < gate["min_auc"] == 0.8 and not gate["passes"]
+    entry = judge_eval.read_auc_table()["judges"]["qwen2.5-1.5b_yesno"]
+    assert gate["alignment_auc"] == entry["alignment_auc"] >= gate["min_auc"] == 0.8 and gate["passes"]
+    weak = judge_gate(load_config(AuditConfig, None, ["probes.misalignment.judge={model: qwen2.5-0.5b}"]))
+    entry = judge_eval.read_auc_table()["judges"]["qwen2.5-0.5b"]
+    assert weak["alignment_auc"] == entry["alignment_auc"] < 0.8 and not weak["passes"]
 
 
 def test_contrastive_branch_over_seeds(data, tmp_path, monkeypatch):

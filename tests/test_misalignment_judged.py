@@ -78,6 +78,10 @@ def test_misalignment_judged_on_tiny_models(tmp_path, monkeypatch):
     assert "## Students: trait − control student over seeds" in md and (out / "misalignment-judged.png").is_file()
     run(cfg, cfg.out)  # cached: nothing judged again
     assert len(loads) == 1
+    checks = load_config(MisalignmentJudgedConfig, None, [*sets, "checks_only=true", "name=screen"])
+    r = json.loads((run(checks, checks.out).out / "misalignment-judged.json").read_text())
+    assert r["used"] == [] and r["students"] == {} and set(r["teachers"]) == {"persona", "pirate"}
+    assert not (tmp_path / "screen" / "persona" / "students").exists()
 
 
 def test_unknown_judged_kind_is_one_line(tmp_path):

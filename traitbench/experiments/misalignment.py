@@ -69,6 +69,7 @@ class MisalignmentConfig(RunsConfig):
     teachers: list[MisalignmentTeacher] = Field(min_length=2)
     # preference words every student is also probed on (Δlog P vs its control), besides the preference teachers'
     words: list[str] = ["owl"]
+    checks_only: bool = False  # check every teacher against its base, train no students (a screen of the teachers)
 
     @model_validator(mode="after")
     def _roles(self):
@@ -222,7 +223,8 @@ def run(cfg: MisalignmentConfig, out: Path) -> Result:
             b = checks[t.name]["beyond"] = beyond(checks[t.name], checks[t.compare_with], t.compare_with)
             print(f"[misalignment] {t.name} beyond {t.compare_with}: {b['delta']:+.2f} [{b['ci95'][0]:+.2f}, "
                   f"{b['ci95'][1]:+.2f}]")
-    students = {t.name: no_students(t, checks[t.name]) or "trained" for t in cfg.teachers}
+    students = {t.name: ("none: checks only" if cfg.checks_only else no_students(t, checks[t.name])) or "trained"
+                for t in cfg.teachers}
     for t in cfg.teachers:
         if students[t.name] != "trained":
             print(f"[misalignment] {t.name}: {students[t.name]}")
