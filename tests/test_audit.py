@@ -79,10 +79,11 @@ def test_identical_control_is_clean_exit_0(data, tmp_path):
     assert json.loads((out / "audit.json").read_text())["traits"][0]["verdict"] == INCONCLUSIVE
     assert _audit(data, "clean", out, *default_mde, "--set", "verdict.fail_on_inconclusive=true", control="clean") == 1
     # one training run per condition: inconclusive (not a transmission test), never "not detected"
-    assert _audit(data, "clean", out, *args[:4], "--set", "students.seeds=[0]", control="clean") == 0
+    assert _audit(data, "clean", out, *args[:4], "--set", "students.seeds=[0]", *args[8:], control="clean") == 0
     one = json.loads((out / "audit.json").read_text())["traits"][0]
     assert one["verdict"] == INCONCLUSIVE and "one training run" in one["reason"]
     assert one["effects"][0]["seed_level"] is None
+    assert not any(t.get("category") == "judged" for t in json.loads((out / "audit.json").read_text())["traits"])
 
 
 def test_planted_full_audit_exit_1(data, tmp_path):
