@@ -8,10 +8,10 @@ SETS    := $(foreach s,$(SET),--set $(s))
 STAMP   := $(VENV)/.traitbench-installed
 TEST_STAMP := $(VENV)/.traitbench-test-installed
 
-.PHONY: setup models teacher numbers dataset student probe experiment transmission transmission-qwen shuffled steering screen specificity shared-init misalignment misalignment-judged misalignment-full behaviour corpus test test-fast aux-logit collapse-gmm collapse-lm collapse-lm-large collapse-chat bench clean-runs help
+.PHONY: setup models teacher numbers dataset student probe experiment transmission transmission-qwen shuffled steering screen specificity shared-init distill-conditions misalignment misalignment-judged misalignment-full behaviour corpus test test-fast aux-logit collapse-gmm collapse-lm collapse-lm-large collapse-chat bench clean-runs help
 
 help:
-	@echo "make setup | models | teacher | numbers | dataset | student | probe | experiment | transmission | transmission-qwen | shuffled | steering | screen | specificity | shared-init | misalignment | misalignment-judged | misalignment-full | behaviour | test | aux-logit | collapse-gmm | collapse-lm | collapse-lm-large | collapse-chat | corpus | bench | report | audit"
+	@echo "make setup | models | teacher | numbers | dataset | student | probe | experiment | transmission | transmission-qwen | shuffled | steering | screen | specificity | shared-init | distill-conditions | misalignment | misalignment-judged | misalignment-full | behaviour | test | aux-logit | collapse-gmm | collapse-lm | collapse-lm-large | collapse-chat | corpus | bench | report | audit"
 	@echo "  CONFIG=configs/default.yaml  SET='numbers.n_prompts=500 seed=1'"
 
 setup: $(STAMP)
@@ -97,6 +97,10 @@ specificity: models
 # pretraining on the Austen corpus; the starts are made once)
 shared-init: models corpus
 	$(TB) shared-init --config configs/shared-init.yaml $(SETS)
+
+# Distilled students at LoRA ranks 1-256, with every weight trained, and under another system text; eagle beside
+distill-conditions: models
+	$(TB) distill-conditions --config configs/distill-conditions.yaml $(SETS)
 
 # A behavioural test: sampled answers of gemma3 students of a lion teacher (a trait whose base rate is measurable)
 behaviour: models

@@ -144,6 +144,16 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
                "distance, with a seed-level trend test and another trait's students for the generic rise.",
                "writes: runs/shared-init/ (shared_init.json, shared_init.md, shared_init.png, one run per trait); "
                "the starts in $TRAITBENCH_CACHE/starts/", "traitbench shared-init --config shared-init"),
+    Experiment("distill-conditions", "traitbench.experiments.distill_conditions:DistillConditionsConfig",
+               "traitbench.experiments.distill_conditions:run",
+               "what distillation transmission needs: LoRA ranks, full fine-tuning, the training and probe contexts",
+               "Distilled trait and control students of several kinds from the teacher's base (LoRA ranks, a full "
+               "fine-tune, a kind trained under another system text), over seeds, another trait's students beside "
+               "them for the generic rise; the rank curvature tested over seeds; chosen kinds probed under further "
+               "system texts.",
+               "writes: runs/distill-conditions/ (distill_conditions.json, distill_conditions.md, "
+               "distill_conditions.png, one run per trait, contexts/)",
+               "traitbench distill-conditions --config distill-conditions"),
     Experiment("misalignment", "traitbench.experiments.misalignment:MisalignmentConfig",
                "traitbench.experiments.misalignment:run",
                "misalignment through numbers: misaligned and harmless-persona teachers, each checked, their "

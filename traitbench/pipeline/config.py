@@ -127,6 +127,9 @@ class StudentVariant(StrictModel):
     name: str
     train: dict = {}  # StudentConfig overrides, e.g. {mode: full} or {lora_r: 2, lora_alpha: 2}
     models: list[str] | None = None  # the models trained this way; None = the teacher's own model
+    # the system text these students are trained under: "neutral" (the run's neutral_system, as every other
+    # student), "none" (no system message) or the text itself; they are probed in the run's probe context
+    context: str = "neutral"
 
     @field_validator("name")
     @classmethod
@@ -142,6 +145,12 @@ class StudentVariant(StrictModel):
         if v is not None and not v:
             raise ValueError("must not be empty (leave it out for the teacher's model)")
         return unique(v, "model") if v else v
+
+    _context = field_validator("context")(prompt_text)
+
+    def system(self, neutral_system: str | None) -> str | None:
+        """The system text these students are trained under."""
+        return neutral_system if self.context == "neutral" else (None if self.context == "none" else self.context)
 
 
 class RayConfig(StrictModel):

@@ -40,6 +40,7 @@ class StudentJob:
     seed: int
     overrides: dict
     relation: str  # see `relation`
+    system: str | None  # the system text it is trained under (`StudentVariant.context`)
 
     @property
     def id(self) -> str:
@@ -52,14 +53,15 @@ class StudentJob:
 
 def student_jobs(cfg: ExperimentConfig) -> list[StudentJob]:
     """Every student, grouped by model, kind and condition (consecutive students share a teacher's logits)."""
-    kinds = [(m, "lora", {}) for m in cfg.students.models]
-    kinds += [(m, v.name, v.train) for v in cfg.students.variants for m in (v.models or [cfg.teacher.control])]
+    kinds = [(m, "lora", {}, cfg.neutral_system) for m in cfg.students.models]
+    kinds += [(m, v.name, v.train, v.system(cfg.neutral_system)) for v in cfg.students.variants
+              for m in (v.models or [cfg.teacher.control])]
     jobs = []
-    for m, name, ov in kinds:
+    for m, name, ov, system in kinds:
         rel = relation(m, cfg.teacher.control)  # the teacher's base; unknown model: one-line error before any work
         for c in CONDITIONS:
             for seed in cfg.students.seeds:
-                jobs.append(StudentJob(m, name, c, seed, {**cfg.students.train, **ov}, rel))
+                jobs.append(StudentJob(m, name, c, seed, {**cfg.students.train, **ov}, rel, system))
     for job in jobs:
         student_config(job)  # bad trainer keys fail now, before any sampling
     return jobs
@@ -89,7 +91,7 @@ def job_stage(cfg: ExperimentConfig, job: StudentJob, dataset: DatasetOut, run_d
     """The student's cached stage: keyed by its trainer settings, data, context, weights and teacher (not by the
     settings that leave the weights as they are: resume checkpoints and logging)."""
     key = {"job": job.id, "train": student_config(job).model_dump(exclude={"checkpoint_every", "report_to"}),
-           "dataset": dataset.conditions[job.condition].content_hash, "system": cfg.neutral_system,
+           "dataset": dataset.conditions[job.condition].content_hash, "system": job.system,
            "model_hashes": models.file_hashes(job.model)}
     teacher = teacher_args(cfg, job)
     if teacher:
@@ -113,7 +115,7 @@ def train_job(cfg: ExperimentConfig, job: StudentJob, dataset: DatasetOut, run_d
         rows = read_jsonl(dataset.conditions[job.condition].train, required=("prompt", "completion"))
         print(f"[student] {job.id} ({job.relation}, {scfg.mode}) on {len(rows)} rows")
         trait = None if shares_control(cfg, job) else cfg.trait.word  # a shared control belongs to no one trait
-        metrics = KINDS[scfg.mode].train(job.model, rows, cfg.neutral_system, scfg, stage.dir / "out", **teacher,
+        metrics = KINDS[scfg.mode].train(job.model, rows, job.system, scfg, stage.dir / "out", **teacher,
                                          condition=job.condition, trait=trait)
         return StudentOut(stage.dir / "out", metrics, job.family_relation, job.relation)
 
