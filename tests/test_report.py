@@ -351,3 +351,34 @@ def test_sweep_bars_aggregate_per_kind(tmp_path, monkeypatch):
     ids = re.findall(r"<td>([^<]+)</td></tr>", table)
     expected = [f"{m}/{v}/{c}/seed{s}" for v, m, _ in pairs for c in ("control", "trait") for s in range(5)]
     assert ids == ["base/smollm2-135m", "base/gemma3-270m", "teacher", *expected]
+
+
+def test_study_folders_get_a_panel_with_their_tables_and_figure(tmp_path):
+    """A study's folder (shared-init, distill-conditions, ...) is a panel: its own Markdown result and figure."""
+    from traitbench.experiments import shared_init
+    from traitbench.plotting import new_figure, save_fig
+
+    study = tmp_path / "shared-init"
+    study.mkdir()
+    row = {"steps": 0, "distance": 0.0, "heldout_perplexity": 32.9,
+           "effect": {"mean": 0.79, "ci95": [0.65, 0.93], "p_holm": 0.0003, "mde": 0.18}}
+    result = {"trait": "owl", "question": "plain", "seeds": [0, 1], "other_trait": None, "starts": [row],
+              "trend": {"mean": -10.7, "ci95": [-14.8, -6.6], "p_value": 0.0019,
+                        "test": "one-sample t-test <over> seeds"}}
+    (study / "shared_init.md").write_text(shared_init.render(result) + "- a note with `code` & <b>\n")
+    (study / "shared_init.json").write_text(json.dumps(result))
+    fig, axes = new_figure()
+    axes[0][0].plot([0, 1], [1, 0])
+    save_fig(fig, study / "shared_init.png")
+    paths = write_report([study], tmp_path / "out")
+    rep = json.loads(paths["json"].read_text())
+    assert rep["runs"] == [] and len(rep["studies"]) == 1
+    st = rep["studies"][0]
+    assert st["title"].startswith("Where transmission stops") and st["figure"]
+    page = paths["html"].read_text()
+    assert '<section id="studies">' in page and "data:image/png;base64," + st["figure"][:40] in page
+    assert "<th>steps</th>" in page and "<td>+0.790 [+0.650, +0.930]</td>" in page  # the table, not its text
+    assert "<li>a note with <code>code</code> &amp; &lt;b&gt;</li>" in page  # escaped, code spans kept
+    assert "&lt;over&gt;" in page and "<over>" not in page
+    md = paths["md"].read_text()
+    assert "## Study shared-init: Where transmission stops" in md and "| 0 | 0.0000 | 32.90 |" in md

@@ -8,6 +8,7 @@ have is None and renders as "not run".
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import os
@@ -398,18 +399,41 @@ def run_report(run: RunData, out_dir: Path) -> dict:
             "notes": (run.summary or {}).get("notes")}
 
 
+# the result files of the studies that run several transmission runs (`<stem>.{md,json,png}` in their folder)
+STUDIES = ("shared_init", "distill_conditions", "specificity", "misalignment", "misalignment-judged")
+
+
+def study_stem(path: Path) -> str | None:
+    """The study a folder holds (its result's file stem), None for a pipeline run's folder."""
+    return next((s for s in STUDIES if (path / f"{s}.md").is_file() and (path / f"{s}.json").is_file()), None)
+
+
+def study_panel(path: Path, stem: str) -> dict:
+    """A study's panel: its written result (Markdown) and its figure, as the study wrote them."""
+    text = (path / f"{stem}.md").read_text(encoding="utf-8")
+    png = path / f"{stem}.png"
+    title = next((ln[2:].strip() for ln in text.splitlines() if ln.startswith("# ")), path.name)
+    body = "\n".join(ln for ln in text.splitlines() if not ln.startswith("# "))
+    return {"name": path.name, "path": str(path), "title": title, "markdown": body.strip(),
+            "figure": base64.b64encode(png.read_bytes()).decode("ascii") if png.is_file() else None,
+            "figure_file": png.name if png.is_file() else None}
+
+
 def build_report(run_dirs: list[str | Path], out_dir: str | Path) -> dict:
-    """The whole report as plain data (what `report.json` holds)."""
+    """The whole report as plain data (what `report.json` holds): pipeline runs and study folders."""
     if not run_dirs:
         raise TraitbenchError("report needs at least one run folder")
-    runs = [load_run(p) for p in run_dirs]
-    names = [r.name for r in runs]
+    studies = [(Path(p), study_stem(Path(p))) for p in run_dirs]
+    runs = [load_run(p) for p, stem in studies if stem is None]
+    studies = [(p, stem) for p, stem in studies if stem is not None]
+    names = [r.name for r in runs] + [p.name for p, _ in studies]
     if len(set(names)) != len(names):
-        names = [str(r.path) for r in runs]
+        names = [str(r.path) for r in runs] + [str(p) for p, _ in studies]
     out_dir = Path(out_dir)
     return {"title": "traitbench report — " + ", ".join(names),
             "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "runs": [_checked(r.path, run_report, r, out_dir) for r in runs],
+            "studies": [study_panel(p, stem) for p, stem in studies],
             "heatmaps": _checked(", ".join(str(r.path) for r in runs), heatmaps, runs)}
 
 

@@ -365,10 +365,57 @@ def _method(rep: dict) -> str:
     return "".join(parts) + "</section>"
 
 
+def _inline(text: str) -> str:
+    """Escaped text with its `code` spans."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", e(text))
+
+
+def markdown_html(md: str) -> str:
+    """The Markdown the studies write (headings, tables, lists, paragraphs) as HTML, every text escaped."""
+    out, lines, i = [], md.splitlines(), 0
+    while i < len(lines):
+        ln = lines[i]
+        if ln.startswith("|"):
+            block = []
+            while i < len(lines) and lines[i].startswith("|"):
+                block.append([c.strip() for c in lines[i].strip().strip("|").split("|")])
+                i += 1
+            body = [r for r in block[1:] if not all(re.fullmatch(r"-+", c) for c in r)]
+            out.append(_table(block[0], [[_inline(c) for c in r] for r in body], raw=True))
+            continue
+        if ln.startswith("- "):
+            items = []
+            while i < len(lines) and (lines[i].startswith("- ") or lines[i].startswith("  ")):
+                if lines[i].startswith("- "):
+                    items.append(lines[i][2:])
+                else:
+                    items[-1] += " " + lines[i].strip()
+                i += 1
+            out.append("<ul>" + "".join(f"<li>{_inline(x)}</li>" for x in items) + "</ul>")
+            continue
+        if ln.startswith("#"):
+            out.append(f"<h4>{_inline(ln.lstrip('#').strip())}</h4>")
+        elif ln.strip() and not ln.startswith("!["):
+            out.append(f"<p>{_inline(ln)}</p>")
+        i += 1
+    return "".join(out)
+
+
+def _studies(rep: dict) -> str:
+    if not rep.get("studies"):
+        return ""
+    parts = ['<section id="studies"><h2>Studies</h2>']
+    for st in rep["studies"]:
+        parts.append(f'<h3 id="study-{slug(st["name"])}">{e(st["title"])}</h3><p><small>{e(st["path"])}</small></p>'
+                     + markdown_html(st["markdown"])
+                     + _img(st["figure"], st["title"], f"fig-study-{slug(st['name'])}", st["title"]))
+    return "".join(parts) + "</section>"
+
+
 def report_html(rep: dict) -> str:
     """The complete, self-contained HTML page."""
     body = "".join([_overview(rep), _verdicts(rep), _heatmap(rep), _bars(rep), _probe_figures(rep), _diversity(rep),
-                    _filter(rep), _provenance(rep), _method(rep)])
+                    _filter(rep), _provenance(rep), _studies(rep), _method(rep)])
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{e(rep["title"])}</title>'
             f"<style>{CSS}</style></head><body><h1>{e(rep['title'])}</h1><p>generated {e(rep['generated'])}</p>"
             f"{body}{CHECK_SCRIPT}</body></html>\n")
@@ -393,6 +440,10 @@ def report_markdown(rep: dict) -> str:
         out += [f"Trait **{h['trait']}** (default LoRA students; per-seed effects, Holm-corrected across cells):", ""]
         out += _md_table(["teacher family", "student family", "same", "seeds", "rate diff (95% CI)",
                           "Δlog P diff (95% CI)"], _heat_rows(h, html_out=False))
+    for st in rep.get("studies") or []:
+        out += [f"## Study {st['name']}: {st['title']}", "", st["markdown"], ""]
+        if st["figure_file"]:
+            out += [f"![{st['title']}]({st['path']}/{st['figure_file']})", ""]
     for r in rep["runs"]:
         out += [f"## Run {r['name']}", "", "Stages: " + ", ".join(
             f"{s} {'done' if r['stages'][s] else NOT_RUN}" for s in STAGES), ""]
