@@ -376,6 +376,7 @@ def test_study_folders_get_a_panel_with_their_tables_and_figure(tmp_path):
     st = rep["studies"][0]
     assert st["title"].startswith("Where transmission stops") and st["figure"]
     page = paths["html"].read_text()
+    assert "no pipeline run in this report (studies only)" in page  # the run sections say so, not empty
     assert '<section id="studies">' in page and "data:image/png;base64," + st["figure"][:40] in page
     assert "<th>steps</th>" in page and "<td>+0.790 [+0.650, +0.930]</td>" in page  # the table, not its text
     assert "<li>a note with <code>code</code> &amp; &lt;b&gt;</li>" in page  # escaped, code spans kept

@@ -203,6 +203,8 @@ def _model_rows(bars: list[dict]) -> list[list]:
 
 def _bars(rep: dict) -> str:
     parts = ['<section id="bars"><h2>Trait rates and Δlog P per student kind</h2>']
+    if not rep["runs"]:
+        parts.append(_notrun(f"{NOT_RUN}: no pipeline run in this report (studies only)"))
     for r in rep["runs"]:
         sid = slug(r["name"])
         word = (r["trait"] or {}).get("word", "?")
