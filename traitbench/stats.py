@@ -287,3 +287,10 @@ def mean_ci95(values: Sequence[float]) -> dict:
         "ci95": None if math.isnan(m.lo) else [m.lo, m.hi],
         "n": len(values),
     }
+
+
+def seed_fit_test(x: Sequence[float], per_seed: np.ndarray, degree: int, test: str) -> dict:
+    """Per seed (rows of `per_seed`, one value per x) the least-squares polynomial of `degree`; its leading
+    coefficient (the slope, the curvature) tested over seeds (one-sample t), with `test` naming it."""
+    coef = [float(np.polyfit(np.asarray(x, dtype=float), row, degree)[0]) for row in per_seed]
+    return dict(seed_level_test(coef, [0.0] * len(coef)), per_seed=coef, test=test)

@@ -23,16 +23,15 @@ from pydantic import Field, model_validator
 
 from traitbench.artifacts import Result
 from traitbench.config import RunConfig, RunName, prompt_text
-from traitbench.errors import TraitbenchError
 from traitbench.io import atomic_write_json, atomic_write_text
 from traitbench.lm.tuned import StudentLoader
 from traitbench.pipeline.config import ExperimentConfig, StudentVariant, shared_controls
 from traitbench.pipeline.jobs import student_jobs
-from traitbench.pipeline.probes import probe_cached, student_probes
+from traitbench.pipeline.probes import probe_cached, probe_context, student_probes
 from traitbench.pipeline.run import run_pipeline
-from traitbench.pipeline.verdicts import PRIMARY, word_logprob
+from traitbench.pipeline.verdicts import PRIMARY, paired_word_effects
 from traitbench.plotting import new_figure, save_fig
-from traitbench.stats import holm, seed_level_test
+from traitbench.stats import holm, seed_fit_test, seed_level_test
 from traitbench.student.config import StudentConfig
 from traitbench.teacher.trait import Trait
 
@@ -87,28 +86,6 @@ def run_config(cfg: DistillConditionsConfig, trait: Trait) -> ExperimentConfig:
     return ExperimentConfig.model_validate(data)
 
 
-def context_text(c: str) -> str | None:
-    return None if c == "none" else c
-
-
-def pairs_of(probes: dict[str, dict], kind: str) -> dict[int, dict]:
-    """{seed: {condition: probe result}} of one kind's students."""
-    out: dict[int, dict] = {}
-    for res in probes.values():
-        if res.get("kind") == "student" and res.get("variant") == kind:
-            out.setdefault(res["seed"], {})[res["condition"]] = res
-    return out
-
-
-def effects(probes: dict[str, dict], kind: str, seeds: list[int], word: str, own: str) -> list[float]:
-    """Per seed: log P(`word`) of the `kind` trait student − its control student (students of trait `own`)."""
-    pairs = pairs_of(probes, kind)
-    missing = [s for s in seeds if len(pairs.get(s, {})) != 2]
-    if missing:
-        raise TraitbenchError(f"distill-conditions: no trait and control {kind!r} students for seeds {missing}")
-    return [word_logprob(pairs[s]["trait"], word, own) - word_logprob(pairs[s]["control"], word, own) for s in seeds]
-
-
 def context_probes(ecfg: ExperimentConfig, done: dict, kinds: list[str], contexts: dict[str, str], out: Path
                    ) -> dict[str, dict[str, dict]]:
     """{context name: {probe id: result}} of the `kinds` students probed under each further context (each probe
@@ -125,7 +102,7 @@ def context_probes(ecfg: ExperimentConfig, done: dict, kinds: list[str], context
             for pid, info, d in student_probes(ecfg, job, done["students"][job.id]):
                 if info["kind"] != "student":
                     continue
-                info = dict(info, system=context_text(text))
+                info = dict(info, system=probe_context(ccfg))
                 res[name][pid] = probe_cached(ccfg, run_dir, pid, info, lambda d=d, m=job.model: loader(m, d))
     return res
 
@@ -137,11 +114,9 @@ def _stats(values: list[float]) -> dict:
 
 def rank_curvature(ranks: list[int], per_seed: np.ndarray) -> dict:
     """Per seed the parabola of effect on log2(rank) ([seeds, ranks] effects); its curvature tested over seeds."""
-    x = np.log2(np.asarray(ranks, dtype=float))
-    curv = [float(np.polyfit(x, row, 2)[0]) for row in per_seed]
-    return dict(seed_level_test(curv, [0.0] * len(curv)), per_seed=curv,
-                test="one-sample t-test over training seeds of the curvature of the effect on log2(rank) "
-                     "(negative: an inverted U)")
+    return seed_fit_test(np.log2(np.asarray(ranks, dtype=float)), per_seed, 2,
+                         "one-sample t-test over training seeds of the curvature of the effect on log2(rank) "
+                         "(negative: an inverted U)")
 
 
 def run(cfg: DistillConditionsConfig, out: Path) -> Result:
@@ -163,7 +138,7 @@ def run(cfg: DistillConditionsConfig, out: Path) -> Result:
         probed = {TRAIN: done["probes"], **context_probes(ecfg, done, cfg.context_kinds, cfg.contexts, out)}
         for c in contexts:
             kinds = names if c == TRAIN else cfg.context_kinds
-            per[c][t.word] = {k: effects(probed[c], k, seeds, word, t.word) for k in kinds}
+            per[c][t.word] = {k: paired_word_effects(probed[c], seeds, word, t.word, variant=k) for k in kinds}
     other = cfg.other_trait.word if cfg.other_trait else None
     rows = []
     for k in cfg.kinds:
@@ -213,10 +188,9 @@ def run(cfg: DistillConditionsConfig, out: Path) -> Result:
 
 def _probe_text(cfg: DistillConditionsConfig, c: str) -> str | None:
     """The system text students are probed under in context `c`."""
-    if c != TRAIN:
-        return context_text(cfg.contexts[c])
-    p = cfg.experiment.probes.context
-    return cfg.experiment.neutral_system if p == "train" else context_text(p)
+    p = cfg.experiment.probes
+    return probe_context(cfg.experiment if c == TRAIN else cfg.experiment.model_copy(
+        update={"probes": p.model_copy(update={"context": cfg.contexts[c]})}))
 
 
 def _ci(d: dict, fmt: str = "+.3f") -> str:

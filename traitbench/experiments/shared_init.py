@@ -20,14 +20,13 @@ from pydantic import field_validator
 from traitbench.artifacts import Result
 from traitbench.config import RunConfig, RunName, unique
 from traitbench.corpora import austen
-from traitbench.errors import TraitbenchError
 from traitbench.io import atomic_write_json, atomic_write_text
 from traitbench.lm import models
 from traitbench.pipeline.config import ExperimentConfig, shared_controls
 from traitbench.pipeline.run import run_pipeline
-from traitbench.pipeline.verdicts import PRIMARY, word_logprob
+from traitbench.pipeline.verdicts import PRIMARY, paired_word_effects
 from traitbench.plotting import new_figure, save_fig
-from traitbench.stats import mean_ci, seed_level_test
+from traitbench.stats import mean_ci, seed_fit_test
 from traitbench.student.pretrain import PretrainConfig, continued_starts
 from traitbench.teacher.trait import Trait
 
@@ -71,24 +70,10 @@ def run_config(cfg: SharedInitConfig, out: Path, trait: Trait, start_models: lis
     return ExperimentConfig.model_validate(data)
 
 
-def effects(probes: dict[str, dict], model: str, seeds: list[int], word: str, own: str) -> list[float]:
-    """Per seed: mean log P(`word`) of the trait student − its control student (distilled from `model`)."""
-    pairs: dict[int, dict] = {}
-    for res in probes.values():
-        if res.get("kind") == "student" and res.get("variant") == VARIANT and res.get("model") == model:
-            pairs.setdefault(res["seed"], {})[res["condition"]] = res
-    missing = [s for s in seeds if len(pairs.get(s, {})) != 2]
-    if missing:
-        raise TraitbenchError(f"shared-init: no trait and control students of {model} for seeds {missing}")
-    return [word_logprob(pairs[s]["trait"], word, own) - word_logprob(pairs[s]["control"], word, own)
-            for s in seeds]
-
-
 def trend(distances: list[float], per_seed: np.ndarray) -> dict:
     """Per seed the least-squares slope of effect on distance ([seeds, starts] effects); their t-test over seeds."""
-    slopes = [float(np.polyfit(distances, row, 1)[0]) for row in per_seed]
-    return dict(seed_level_test(slopes, [0.0] * len(slopes)), per_seed=slopes,
-                test="one-sample t-test over training seeds of the slope of the effect on the distance")
+    return seed_fit_test(distances, per_seed, 1,
+                         "one-sample t-test over training seeds of the slope of the effect on the distance")
 
 
 def _summary_stats(values: list[float]) -> dict:
@@ -108,7 +93,8 @@ def run(cfg: SharedInitConfig, out: Path) -> Result:
     done = run_pipeline(run_config(cfg, out, trait, names))
     verdicts = {v["model"]: v for v in json.loads(done["summary"].read_text())["verdicts"]
                 if v["student_kind"] == VARIANT}
-    own = np.array([effects(done["probes"], m, seeds, word, word) for m in names])  # [starts, seeds]
+    own = np.array([paired_word_effects(done["probes"], seeds, word, word, variant=VARIANT, model=m)
+                    for m in names])  # [starts, seeds]
     rows = []
     for s, name, eff in zip(starts, names, own):
         v = verdicts[name]["delta_logprob_vs_control"]
@@ -120,7 +106,8 @@ def run(cfg: SharedInitConfig, out: Path) -> Result:
               "question": PRIMARY, "starts": rows, "trend": trend(distances, own.T), "other_trait": None}
     if cfg.other_trait is not None:
         other = run_pipeline(run_config(cfg, out, cfg.other_trait, names))
-        generic = np.array([effects(other["probes"], m, seeds, word, cfg.other_trait.word) for m in names])
+        generic = np.array([paired_word_effects(other["probes"], seeds, word, cfg.other_trait.word, variant=VARIANT,
+                                                 model=m) for m in names])
         for row, g, o in zip(rows, generic, own):
             row["generic"], row["specific"] = _summary_stats(list(g)), _summary_stats(list(o - g))
         result["other_trait"] = cfg.other_trait.word

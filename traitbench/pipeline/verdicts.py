@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from traitbench.errors import TraitbenchError
 from traitbench.stats import holm, seed_level_test
 
 PRIMARY = "plain"  # the question variant whose tests make the verdicts; numbers-prefixed is reported beside it
@@ -30,6 +31,20 @@ def word_logprob(res: dict, word: str, own: str) -> float:
     block = res[PRIMARY]
     entry = block["trait_logprob"] if word == own else block["other_logprob"][word]
     return float(np.mean(entry["per_question"]))
+
+
+def paired_word_effects(probes: dict[str, dict], seeds: list[int], word: str, own: str, **match) -> list[float]:
+    """Per seed: mean log P(`word`) of the trait student − its control student, among the probed students whose
+    fields equal `match` (e.g. variant=..., model=...); the students are of trait `own`."""
+    pairs: dict[int, dict] = {}
+    for res in probes.values():
+        if res.get("kind") == "student" and all(res.get(k) == v for k, v in match.items()):
+            pairs.setdefault(res["seed"], {})[res["condition"]] = res
+    missing = [s for s in seeds if len(pairs.get(s, {})) != 2]
+    if missing:
+        what = ", ".join(f"{k} {v}" for k, v in match.items())
+        raise TraitbenchError(f"no trait and control students ({what}) for seeds {missing}")
+    return [word_logprob(pairs[s]["trait"], word, own) - word_logprob(pairs[s]["control"], word, own) for s in seeds]
 
 
 def contrastive_mean(res: dict, which: str = "delta") -> float:
