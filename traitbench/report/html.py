@@ -137,7 +137,7 @@ def _verdicts(rep: dict) -> str:
             continue
         parts.append(_table(VERDICT_HEADERS, _verdict_rows(r["verdicts"]), raw=True))
         if r.get("reading"):
-            reading = re.sub(r"`([^`]+)`", r"<code>\1</code>", e(r["reading"]))  # `make specificity`
+            reading = _inline(r["reading"])  # `make specificity`
             parts.append(f'<p class="reading"><b>Reading.</b> {reading}</p>')
         parts.append(_img(figures.verdicts_png(r["verdicts"]), f"verdicts for {r['name']}", f"verdicts-{sid}",
                           "per-seed effects (dots) and their mean with 95% CI"))
