@@ -42,10 +42,10 @@ def test_bench_tiny(tmp_path):
 def test_param_counts_leave_out_the_embedding_lookup(name):
     """Useful FLOPs: tokens run through the body; the vocabulary head counts only where logits are computed."""
     from traitbench.lm import models
-    from traitbench.experiments.bench import _param_counts
+    from traitbench.experiments.bench import param_counts
 
     lm = models.load(name, dtype="float32")
-    body, head = _param_counts(lm)
+    body, head = param_counts(lm)
     m = lm.model
     emb = m.get_input_embeddings().weight.numel()
     total = sum(p.numel() for p in m.parameters())
@@ -88,10 +88,10 @@ def test_bench_config_rejects_unknown_or_unrun_models_before_measuring(bad, need
 
 def test_batch_counter_counts_real_and_completion_tokens_per_batch():
     """Training FLOPs use the timed steps' own batches: non-pad tokens and completion tokens, in order."""
-    from traitbench.experiments.bench import _BatchCounter
+    from traitbench.experiments.bench import BatchCounter
     from traitbench.student.data import CompletionCollator
 
-    counter = _BatchCounter(CompletionCollator(pad_id=0))
+    counter = BatchCounter(CompletionCollator(pad_id=0))
     counter([{"prompt_ids": [5, 6, 7], "completion_ids": [8, 9]}, {"prompt_ids": [5], "completion_ids": [4]}])
     counter([{"prompt_ids": [1, 2], "completion_ids": [3, 4, 5]}])
     assert counter.batches == [(7, 3), (5, 3)]

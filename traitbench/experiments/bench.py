@@ -121,11 +121,11 @@ def roofline(device: str, size: int) -> dict[str, float]:
     return out
 
 
-def _load(name: str, dtype: str, device: str, random_weights: bool) -> models.LoadedModel:
+def load_model(name: str, dtype: str, device: str, random_weights: bool) -> models.LoadedModel:
     return models.load_random(name, dtype, device) if random_weights else models.load(name, dtype, device)
 
 
-def _param_counts(lm) -> tuple[int, int]:
+def param_counts(lm) -> tuple[int, int]:
     """(parameters every token runs through, output-head parameters).
 
     Input embeddings are a lookup, and the head runs only where logits are computed (the last prompt
@@ -138,7 +138,7 @@ def _param_counts(lm) -> tuple[int, int]:
     return total - emb.numel() - (0 if tied else head.numel()), head.numel()
 
 
-def _prompts(lm, n: int, k_demos: int) -> list[str]:
+def number_task_prompts(lm, n: int, k_demos: int) -> list[str]:
     system = Trait().teacher_prompt()
     texts = [render_prompt(lm, system, p, demonstrations(k_demos)) for p in number_prompts(n, seed=11)]
     return sorted(texts, key=len)
@@ -166,12 +166,12 @@ def _rate(flop: float, secs: float, peak: float) -> dict:
 
 def bench_sampler(lm, name: str, cfg: BenchConfig, peaks: dict, device: str) -> list[dict]:
     """Our decoder at several batch sizes (fixed length, and the number task), then the naive baseline."""
-    (body, head), dtype = _param_counts(lm), str(lm.model.dtype).removeprefix("torch.")
+    (body, head), dtype = param_counts(lm), str(lm.model.dtype).removeprefix("torch.")
     peak = peaks.get(dtype, peaks["float32"])
     rows = []
     regimes = [("fixed", False)] + ([("number_task", True)] if cfg.number_task and not cfg.random_weights else [])
     for batch in cfg.batch_sizes.get(name, [16, 64]):
-        texts = _prompts(lm, batch, cfg.demonstrations)
+        texts = number_task_prompts(lm, batch, cfg.demonstrations)
         decode(lm, texts[:2], temperature=1.0, max_new_tokens=2, seed=0)  # warm-up
         for regime, task in regimes:
             _sync(device)
@@ -192,10 +192,10 @@ def bench_sampler(lm, name: str, cfg: BenchConfig, peaks: dict, device: str) -> 
                                      "roofline_fraction": flop / gemm / peak}
             rows.append(row)
     # naive baseline: transformers generate, fp32, no prefix sharing, no early stop (fixed length)
-    naive = _load(name, "float32", device, cfg.random_weights)
+    naive = load_model(name, "float32", device, cfg.random_weights)
     for batch in cfg.naive_batch_sizes.get(name, [1]):
         n = max(batch, cfg.naive_prompts.get(name, 2)) if batch == 1 else batch
-        texts = _prompts(naive, n, cfg.demonstrations)
+        texts = number_task_prompts(naive, n, cfg.demonstrations)
         gen = GenerationConfig(temperature=1.0, max_new_tokens=cfg.max_new_tokens, batch_size=batch)
         _sync(device)
         t0 = time.perf_counter()
@@ -215,7 +215,7 @@ def bench_sampler(lm, name: str, cfg: BenchConfig, peaks: dict, device: str) -> 
     return rows
 
 
-def _train_rows(n: int) -> list[dict]:
+def train_rows(n: int) -> list[dict]:
     rng = random.Random(0)
     return [{"prompt": p, "completion": ", ".join(str(rng.randint(0, 999)) for _ in range(rng.randint(5, 10)))}
             for p in number_prompts(n, seed=3)]
@@ -236,7 +236,7 @@ class _StepTimer(TrainerCallback):
         self.times.append(time.perf_counter() - self._t)
 
 
-class _BatchCounter:
+class BatchCounter:
     """Wraps a trainer's data collator: (non-pad tokens, completion tokens) of each batch, in step order."""
 
     def __init__(self, collate):
@@ -292,6 +292,29 @@ def _gemm_time(rows: int, out_f: int, in_f: int, dtype: torch.dtype, device: str
 TRAINERS = ("traitbench", "traitbench-compiled", "trl-default")
 
 
+def lora_trainer(lm: models.LoadedModel, examples: list[dict], steps: int, batch_size: int, dtype: str, folder: Path,
+                 callbacks: list, teacher=None, rank: int = 8):
+    """traitbench's trainer as students get it (length-bucketed batches, logits only at completions, the CPU's
+    eager attention) on tokenized `examples`: a LoRA (r = alpha = `rank`, every linear layer) for `steps` steps,
+    SFT, or logit distillation from `teacher` (a model run in every step, or shared `TeacherLogits`)."""
+    # heavy (datasets, PEFT, TRL): only when training is measured
+    from datasets import Dataset
+    from peft import LoraConfig
+
+    from traitbench.student.train import CompletionTrainer, lora_targets, sft_config, use_fast_cpu_path
+
+    use_fast_cpu_path(lm.model, max(e["length"] for e in examples))
+    scfg = StudentConfig(mode="lora" if teacher is None else "distill", max_steps=steps, batch_size=batch_size,
+                         warmup_steps=0, dtype=dtype)
+    return CompletionTrainer(
+        model=lm.model, args=sft_config(scfg, folder, models.resolve_dtype(dtype)),
+        train_dataset=Dataset.from_list(examples),
+        peft_config=LoraConfig(r=rank, lora_alpha=rank, target_modules=lora_targets(lm.model, ALL_LINEAR),
+                               task_type="CAUSAL_LM"),
+        data_collator=CompletionCollator(lm.tokenizer.pad_token_id, teacher=isinstance(teacher, torch.nn.Module)),
+        processing_class=lm.tokenizer, callbacks=callbacks, teacher=teacher)
+
+
 def bench_trainer(name: str, cfg: BenchConfig, peaks: dict, device: str, tmp: Path,
                   trainers: tuple[str, ...] = TRAINERS) -> list[dict]:
     """Our LoRA trainer (bf16, length-grouped, logits only at completions; eager, or with compiled decoder
@@ -306,35 +329,28 @@ def bench_trainer(name: str, cfg: BenchConfig, peaks: dict, device: str, tmp: Pa
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
 
-    from traitbench.student.train import (CompletionTrainer, sft_config, compile_decoder_layers, lora_targets,
-                                          use_fast_cpu_path, weights_dtype)
+    from traitbench.student.train import compile_decoder_layers, lora_targets, weights_dtype
 
     steps = cfg.train_steps + 1
-    rows = _train_rows(cfg.train_batch_size * steps)
+    rows = train_rows(cfg.train_batch_size * steps)
     out = []
     for trainer_name in trainers:
         ours = trainer_name.startswith("traitbench")
-        lm = _load(name, weights_dtype(cfg.dtype, lora=True) if ours else "float32", device, cfg.random_weights)
-        body, head = _param_counts(lm)
+        lm = load_model(name, weights_dtype(cfg.dtype, lora=True) if ours else "float32", device, cfg.random_weights)
+        body, head = param_counts(lm)
         peft = LoraConfig(r=8, lora_alpha=8, target_modules=lora_targets(lm.model, ALL_LINEAR), task_type="CAUSAL_LM")
         sft_rows = build_sft_rows(lm, rows, "You are a helpful assistant.")
         examples = tokenize_sft_rows(lm, sft_rows, 500)
         timer = _StepTimer(device)
         if ours:
-            use_fast_cpu_path(lm.model, max(e["length"] for e in examples))
-            scfg = StudentConfig(max_steps=steps, batch_size=cfg.train_batch_size, warmup_steps=0, dtype=cfg.dtype)
-            args = sft_config(scfg, tmp / trainer_name, models.resolve_dtype(cfg.dtype))
-            trainer = CompletionTrainer(model=lm.model, args=args,
-                                        train_dataset=Dataset.from_list(examples), peft_config=peft,
-                                        data_collator=CompletionCollator(lm.tokenizer.pad_token_id),
-                                        processing_class=lm.tokenizer, callbacks=[timer])
+            trainer = lora_trainer(lm, examples, steps, cfg.train_batch_size, cfg.dtype, tmp / trainer_name, [timer])
             compile_decoder_layers(trainer.model, trainer_name == "traitbench-compiled", steps)
         else:
             args = SFTConfig(output_dir=str(tmp / trainer_name), max_steps=steps, report_to="none", save_strategy="no",
                              per_device_train_batch_size=cfg.train_batch_size, use_cpu=not device.startswith("cuda"))
             trainer = SFTTrainer(model=lm.model, args=args, train_dataset=Dataset.from_list(sft_rows),
                                  processing_class=lm.tokenizer, peft_config=peft, callbacks=[timer])
-        trainer.data_collator = counter = _BatchCounter(trainer.data_collator)
+        trainer.data_collator = counter = BatchCounter(trainer.data_collator)
         trainer.train()
         secs = sum(timer.times[1:])  # the first step warms up
         timed = counter.batches[1:steps]  # the batches of the timed steps (length grouping orders them)
@@ -362,25 +378,19 @@ def bench_distill(name: str, cfg: BenchConfig, peaks: dict, device: str, tmp: Pa
     trait context): the teacher run in every step, or its logits computed once (`TeacherLogits`, the
     one-off seconds given) and shared by every student of a run. FLOPs: 4N per student token, plus 2N per
     teacher token where the step runs the teacher."""
-    # heavy (datasets, PEFT, TRL): only when distillation is benched
-    from datasets import Dataset
-    from peft import LoraConfig
-
-    from traitbench.student.train import (CompletionTrainer, sft_config, teacher_examples, lora_targets,
-                                          use_fast_cpu_path, weights_dtype)
+    from traitbench.student.train import teacher_examples, weights_dtype  # heavy (PEFT, TRL): only when benched
 
     steps = cfg.train_steps + 1
-    rows = _train_rows(cfg.train_batch_size * steps)
+    rows = train_rows(cfg.train_batch_size * steps)
     trait_system = Trait().teacher_prompt()
     out = []
     for mode in ("per_step", "shared"):
-        lm = _load(name, weights_dtype(cfg.dtype, lora=True), device, cfg.random_weights)
-        teacher = _load(name, cfg.dtype, device, cfg.random_weights)
-        body, head = _param_counts(lm)
+        lm = load_model(name, weights_dtype(cfg.dtype, lora=True), device, cfg.random_weights)
+        teacher = load_model(name, cfg.dtype, device, cfg.random_weights)
+        body, head = param_counts(lm)
         examples = tokenize_sft_rows(lm, build_sft_rows(lm, rows, "You are a helpful assistant."), 500)
         teacher_examples(teacher, rows, trait_system, examples)
         teacher_tokens = [len(e["teacher_prompt_ids"]) + len(e["completion_ids"]) for e in examples]
-        use_fast_cpu_path(lm.model, max(e["length"] for e in examples))
         shared = None
         if mode == "shared":
             _sync(device)
@@ -392,16 +402,9 @@ def bench_distill(name: str, cfg: BenchConfig, peaks: dict, device: str, tmp: Pa
                 e["index"] = i
                 del e["teacher_prompt_ids"]
         timer = _StepTimer(device)
-        scfg = StudentConfig(mode="distill", max_steps=steps, batch_size=cfg.train_batch_size, warmup_steps=0,
-                             dtype=cfg.dtype)
-        trainer = CompletionTrainer(
-            model=lm.model, args=sft_config(scfg, tmp / f"distill-{mode}", models.resolve_dtype(cfg.dtype)),
-            train_dataset=Dataset.from_list(examples),
-            peft_config=LoraConfig(r=8, lora_alpha=8, target_modules=lora_targets(lm.model, ALL_LINEAR),
-                                   task_type="CAUSAL_LM"),
-            data_collator=CompletionCollator(lm.tokenizer.pad_token_id, teacher=shared is None),
-            processing_class=lm.tokenizer, callbacks=[timer], teacher=shared or teacher.model)
-        trainer.data_collator = counter = _BatchCounter(trainer.data_collator)
+        trainer = lora_trainer(lm, examples, steps, cfg.train_batch_size, cfg.dtype, tmp / f"distill-{mode}", [timer],
+                               teacher=shared or teacher.model)
+        trainer.data_collator = counter = BatchCounter(trainer.data_collator)
         trainer.train()
         secs = sum(timer.times[1:])
         timed = counter.batches[1:steps]
@@ -454,7 +457,7 @@ def run_bench(cfg: BenchConfig, out_dir: Path) -> dict:
     result["roofline_flop_per_s"] = peaks
     result["sampling"], result["training"], result["probes"] = [], [], []
     for name in tqdm(cfg.models, desc="bench sampling", unit="model"):
-        lm = _load(name, cfg.dtype, device, cfg.random_weights)
+        lm = load_model(name, cfg.dtype, device, cfg.random_weights)
         result["sampling"] += bench_sampler(lm, name, cfg, peaks, device)
         if name in cfg.probe_models:
             result["probes"].append(bench_probes(lm, name, cfg, device))

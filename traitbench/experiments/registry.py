@@ -194,6 +194,13 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
                "Measure throughput of sampling, training and probes against the machine's matmul roofline.",
                "writes: runs/bench/bench.json and runs/bench/bench.md", "traitbench bench --config bench",
                computes=False),  # it measures the machine as it is
+    Experiment("profile", "traitbench.experiments.profile:ProfileConfig", "traitbench.experiments.profile:run",
+               "where a training step and a sampler call spend their time, by operator class (torch.profiler)",
+               "Profile LoRA SFT and distillation steps and one sampler call on this CPU: each operator's own time "
+               "goes to the model part it ran in (base GEMMs, adapters, head, attention, MLP, norms), the loss or "
+               "sampling over the vocabulary, the optimizer, or other operators; the rest is Python and dispatch.",
+               "writes: runs/profile/profile.json and runs/profile/profile.md", "traitbench profile --config profile",
+               computes=False),  # it measures the machine as it is
     Experiment("aux-logit", "traitbench.experiments.aux_logit:AuxLogitConfig", "traitbench.experiments.aux_logit:run",
                "positive control: subliminal learning of MLPs",
                "Positive control for subliminal learning: MLP students distilled from a digit classifier on its "
