@@ -8,10 +8,10 @@ SETS    := $(foreach s,$(SET),--set $(s))
 STAMP   := $(VENV)/.traitbench-installed
 TEST_STAMP := $(VENV)/.traitbench-test-installed
 
-.PHONY: setup models teacher numbers dataset student probe experiment transmission transmission-qwen shuffled steering screen specificity shared-init distill-conditions misalignment misalignment-judged misalignment-full behaviour corpus test test-fast aux-logit collapse-gmm collapse-lm collapse-lm-large collapse-chat bench profile clean-runs help
+.PHONY: setup models teacher numbers dataset student probe experiment transmission transmission-qwen shuffled steering screen specificity shared-init distill-conditions misalignment misalignment-judged misalignment-full behaviour corpus test test-fast aux-logit collapse-gmm collapse-lm collapse-lm-large collapse-chat bench profile llama-cpp clean-runs help
 
 help:
-	@echo "make setup | models | teacher | numbers | dataset | student | probe | experiment | transmission | transmission-qwen | shuffled | steering | screen | specificity | shared-init | distill-conditions | misalignment | misalignment-judged | misalignment-full | behaviour | test | aux-logit | collapse-gmm | collapse-lm | collapse-lm-large | collapse-chat | corpus | bench | profile | report | audit"
+	@echo "make setup | models | teacher | numbers | dataset | student | probe | experiment | transmission | transmission-qwen | shuffled | steering | screen | specificity | shared-init | distill-conditions | misalignment | misalignment-judged | misalignment-full | behaviour | test | aux-logit | collapse-gmm | collapse-lm | collapse-lm-large | collapse-chat | corpus | bench | profile | llama-cpp | report | audit"
 	@echo "  CONFIG=configs/default.yaml  SET='numbers.n_prompts=500 seed=1'"
 
 setup: $(STAMP)
@@ -136,6 +136,10 @@ collapse-chat: models
 # throughput vs the matmul roofline: runs/bench/bench.json + bench.md (~10 min on a 2-core CPU; quiet machine)
 bench: models
 	$(TB) bench --config $(if $(filter $(CONFIG),configs/default.yaml),configs/bench.yaml,$(CONFIG)) $(SETS)
+
+# llama.cpp (llama-cpp-python, compiled here: ~10 min on 2 cores) for make bench's CPU sampling anchor
+llama-cpp: setup
+	$(PY) -m pip install -q 'llama-cpp-python==0.3.36'
 
 # where a training step and a sampler call spend their time, by operator class: runs/profile/ (~2 min per model)
 profile: models

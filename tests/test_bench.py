@@ -12,7 +12,7 @@ def test_bench_tiny(tmp_path):
                       max_new_tokens=4, demonstrations=1, naive_batch_sizes={"tiny-llama": [1, 2]}, naive_prompts={"tiny-llama": 2},
                       train_models=["tiny-llama"], train_baselines=["tiny-llama"],
                       train_compiled=["tiny-llama"], distill_models=["tiny-llama"], train_batch_size=2, train_steps=1,
-                      probe_models=["tiny-llama"],
+                      probe_models=["tiny-llama"], llama_cpp_models=["tiny-llama"],
                       probe_questions=2, probe_samples=2, roofline_size=128)
     r = run_bench(cfg, tmp_path)
     saved = json.loads((tmp_path / "bench.json").read_text())
@@ -36,6 +36,8 @@ def test_bench_tiny(tmp_path):
     table = bench_table(r)
     assert "| traitbench | tiny-llama | fixed | 4 |" in table and "vs TRL default" in table and "vs naive b1" in table
     assert "| traitbench-compiled (compile " in table and "traitbench-distill-shared (teacher logits once: " in table
+    # llama.cpp needs a real GGUF file (and llama-cpp-python): a one-line note says why its row is missing
+    assert r["notes"] and all(n.startswith("llama.cpp row") for n in r["notes"]) and f"- {r['notes'][0]}" in table
 
 
 @pytest.mark.parametrize("name", ["tiny-llama", "tiny-gemma3"])
@@ -95,3 +97,33 @@ def test_batch_counter_counts_real_and_completion_tokens_per_batch():
     counter([{"prompt_ids": [5, 6, 7], "completion_ids": [8, 9]}, {"prompt_ids": [5], "completion_ids": [4]}])
     counter([{"prompt_ids": [1, 2], "completion_ids": [3, 4, 5]}])
     assert counter.batches == [(7, 3), (5, 3)]
+
+
+def test_llama_cpp_row_says_when_it_is_not_installed(monkeypatch):
+    import builtins
+
+    from traitbench.experiments.bench import LLAMA_CPP_MISSING, bench_llama_cpp
+
+    real_import = builtins.__import__
+
+    def no_llama(name, *args, **kwargs):
+        if name == "llama_cpp":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_llama)
+    assert bench_llama_cpp(None, "smollm2-135m", BenchConfig(), {"float32": 1.0}) == LLAMA_CPP_MISSING
+
+
+@pytest.mark.real("smollm2-135m")
+def test_llama_cpp_row_on_the_real_gguf():
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python not installed (`make llama-cpp`)")
+    from traitbench.experiments.bench import bench_llama_cpp
+    from traitbench.lm import models
+
+    lm = models.load("smollm2-135m")
+    row = bench_llama_cpp(lm, "smollm2-135m", BenchConfig(llama_cpp_prompts=2, max_new_tokens=5, demonstrations=1),
+                          {"float32": 1e11})
+    assert row["sampler"] == "llama.cpp" and row["dtype"] == "q4_1 GGUF"
+    assert row["new_tokens_per_s"] * row["seconds"] == pytest.approx(2 * 5)  # fixed length: stop tokens banned
+    assert row["total"]["flop_per_s"] > row["decode"]["flop_per_s"] > 0

@@ -32,7 +32,7 @@ from traitbench.datasets.parse import prefix_rejection
 from traitbench.io import atomic_write_json
 from traitbench.lm import models
 from traitbench.lm.config import GenerationConfig
-from traitbench.lm.decode import common_prefix_len, decode
+from traitbench.lm.decode import common_prefix_len, decode, stop_token_ids
 from traitbench.lm.logprob import trait_logprob
 from traitbench.lm.render import add_special_tokens, render_prompt
 from traitbench.lm.sampling import hf_generate
@@ -66,6 +66,8 @@ class BenchConfig(RunConfig):
     distill_models: list[str] = ["smollm2-135m"]  # trained models also measured distilling (teacher per step / shared)
     train_batch_size: int = 16
     train_steps: int = Field(3, ge=1)  # timed steps, after one warm-up step
+    llama_cpp_models: list[str] = ["smollm2-135m"]  # also llama.cpp on the same GGUF file, when installed
+    llama_cpp_prompts: int = Field(8, ge=1)
     probe_models: list[str] = ["smollm2-135m"]
     probe_questions: int = 50
     probe_samples: int = 4
@@ -77,6 +79,7 @@ class BenchConfig(RunConfig):
         for name in {*self.models, *self.train_models}:
             models.get_spec(name)
         for field, within, pool in (("probe_models", "models", self.models),
+                                    ("llama_cpp_models", "models", self.models),
                                     ("train_baselines", "train_models", self.train_models),
                                     ("train_compiled", "train_models", self.train_models),
                                     ("distill_models", "train_models", self.train_models)):
@@ -213,6 +216,47 @@ def bench_sampler(lm, name: str, cfg: BenchConfig, peaks: dict, device: str) -> 
                                     + 2 * (body + head) * new, secs, peaks["float32"])})
     del naive
     return rows
+
+
+LLAMA_CPP_MISSING = "llama.cpp rows skipped: llama-cpp-python is not installed (`make llama-cpp` builds it, ~10 min)"
+
+
+def bench_llama_cpp(lm, name: str, cfg: BenchConfig, peaks: dict) -> dict | str:
+    """llama.cpp (llama-cpp-python) on the GGUF file the model was converted from: the bench's number-task prompts,
+    fixed length (stop tokens banned), one prompt at a time as its API runs them, with its prompt cache (a prompt
+    reuses the cache of the prefix it shares with the previous one). FLOPs are counted as for our sampler, so the
+    rates compare; the roofline is the best dtype's, as its quantized kernels have none of their own. A line saying
+    why when it cannot run."""
+    try:
+        from llama_cpp import Llama
+    except ImportError:
+        return LLAMA_CPP_MISSING
+    spec = models.get_spec(name)
+    if spec.bundled is None or cfg.random_weights:
+        return f"llama.cpp row for {name} skipped: it needs the model's real GGUF file"
+    gguf = models.fetch_gguf(spec)
+    threads = torch.get_num_threads()
+    llm = Llama(model_path=str(gguf), n_ctx=1024, n_batch=512, n_threads=threads, n_threads_batch=threads,
+                seed=0, verbose=False)
+    texts = number_task_prompts(lm, cfg.llama_cpp_prompts, cfg.demonstrations)
+    banned = {t: -1e9 for t in stop_token_ids(lm)}
+    prompts = [llm.tokenize(t.encode(), add_bos=add_special_tokens(lm), special=True) for t in texts]
+    llm.create_completion(prompts[0][:8], max_tokens=2)  # warm-up
+    new = 0
+    t0 = time.perf_counter()
+    for i, ids in enumerate(prompts):
+        out = llm.create_completion(ids, max_tokens=cfg.max_new_tokens, temperature=1.0, top_p=1.0, top_k=0,
+                                    min_p=0.0, seed=i, logit_bias=banned)
+        new += out["usage"]["completion_tokens"]
+    secs = time.perf_counter() - t0
+    body, head = param_counts(lm)
+    shared, suffixes = _prompt_split(lm, texts)
+    peak = max(peaks.values())
+    quant = gguf.stem.rsplit(".", 1)[-1] if "." in gguf.stem else gguf.stem.rsplit("-", 1)[-1]
+    return {"model": name, "sampler": "llama.cpp", "regime": "fixed", "batch": 1, "dtype": f"{quant.lower()} GGUF",
+            "prompts_per_s": len(texts) / secs, "new_tokens_per_s": new / secs, "seconds": secs,
+            "decode": _rate(2 * (body + head) * new, secs, peak),
+            "total": _rate(2 * body * (shared + suffixes) + 2 * (body + head) * new, secs, peak)}
 
 
 def train_rows(n: int) -> list[dict]:
@@ -455,12 +499,15 @@ def run_bench(cfg: BenchConfig, out_dir: Path) -> dict:
                     "versions": library_versions(), "git": git_info(), "threads": torch.get_num_threads()}
     peaks = roofline(device, cfg.roofline_size)
     result["roofline_flop_per_s"] = peaks
-    result["sampling"], result["training"], result["probes"] = [], [], []
+    result["sampling"], result["training"], result["probes"], result["notes"] = [], [], [], []
     for name in tqdm(cfg.models, desc="bench sampling", unit="model"):
         lm = load_model(name, cfg.dtype, device, cfg.random_weights)
         result["sampling"] += bench_sampler(lm, name, cfg, peaks, device)
         if name in cfg.probe_models:
             result["probes"].append(bench_probes(lm, name, cfg, device))
+        if name in cfg.llama_cpp_models:
+            row = bench_llama_cpp(lm, name, cfg, peaks)
+            result["sampling"].append(row) if isinstance(row, dict) else result["notes"].append(row)
         del lm
     for name in cfg.train_models:
         only = {"traitbench-compiled": cfg.train_compiled, "trl-default": cfg.train_baselines}  # else every model
@@ -523,4 +570,5 @@ def bench_table(r: dict) -> str:
         lines += ["", "| probes | model | samples/s | Δlog P questions/s |", "|---|---|---|---|"]
         for p in r["probes"]:
             lines.append(f"| traitbench | {p['model']} | {p['samples_per_s']:.1f} | {p['delta_logprob_questions_per_s']:.1f} |")
+    lines += [""] + [f"- {n}" for n in dict.fromkeys(r.get("notes", []))] if r.get("notes") else []
     return "\n".join(lines) + f"\n\nTotal bench time {r['seconds']} s.\n"
