@@ -228,7 +228,7 @@ def bench_llama_cpp(lm, name: str, cfg: BenchConfig, peaks: dict) -> dict | str:
     rates compare; the roofline is the best dtype's, as its quantized kernels have none of their own. A line saying
     why when it cannot run."""
     try:
-        from llama_cpp import Llama
+        from llama_cpp import Llama  # optional: built on demand (`make llama-cpp`)
     except ImportError:
         return LLAMA_CPP_MISSING
     spec = models.get_spec(name)

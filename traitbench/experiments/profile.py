@@ -15,6 +15,7 @@ little slower than a plain one; both times are given.
 
 from __future__ import annotations
 
+import platform
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -140,9 +141,10 @@ def _inside(e, prefix: str) -> bool:
     return False
 
 
-def classify(events, outside: str = VOCAB) -> dict[str, float]:
-    """Seconds of operator self time per class (the module docstring says how); operators in the model but in no
-    part of it go to OTHER, those outside the model, the optimizer and every classified range to `outside`."""
+def operator_classes(events, outside: str = VOCAB):
+    """(operator event, class) for every aten operator of a profile, in time order (the module docstring says how
+    a class is found); operators in the model but in no part of it get OTHER, those outside the model, the
+    optimizer and every classified range `outside`."""
     seq_class: dict[int, str] = {}  # forward: the class of the last operator recorded with each sequence number
     nodes = {e.name for e in events if e.name.endswith(("Backward0", "Backward1"))}
 
@@ -162,13 +164,19 @@ def classify(events, outside: str = VOCAB) -> dict[str, float]:
             e = e.cpu_parent
         return None
 
-    totals = dict.fromkeys(CLASSES[:-1], 0.0)
     for e in sorted(events, key=lambda e: e.time_range.start):
         if not e.name.startswith("aten::"):
             continue
         cls = scope_class(e) or outside
         if e.sequence_nr >= 0 and not _inside(e, "autograd::engine"):
             seq_class[e.sequence_nr] = cls  # the operator that makes the node is the last one with its number
+        yield e, cls
+
+
+def classify(events, outside: str = VOCAB) -> dict[str, float]:
+    """Seconds of operator self time per class (`operator_classes`)."""
+    totals = dict.fromkeys(CLASSES[:-1], 0.0)
+    for e, cls in operator_classes(events, outside):
         totals[cls] += e.self_cpu_time_total / 1e6
     return totals
 
@@ -311,7 +319,6 @@ def _cpu_model() -> str:
     for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []:
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip()
-    import platform
     return platform.processor() or platform.machine()
 
 
