@@ -359,6 +359,16 @@ def lora_trainer(lm: models.LoadedModel, examples: list[dict], steps: int, batch
         processing_class=lm.tokenizer, callbacks=callbacks, teacher=teacher)
 
 
+def share_teacher_logits(teacher: torch.nn.Module, examples: list[dict], pad_id: int) -> TeacherLogits:
+    """The teacher's logits at every example's completion, computed once; each example then carries its row of them
+    (`index`) in place of the teacher's own context."""
+    shared = TeacherLogits.compute(teacher, examples, pad_id)
+    for i, e in enumerate(examples):
+        e["index"] = i
+        del e["teacher_prompt_ids"]
+    return shared
+
+
 def bench_trainer(name: str, cfg: BenchConfig, peaks: dict, device: str, tmp: Path,
                   trainers: tuple[str, ...] = TRAINERS) -> list[dict]:
     """Our LoRA trainer (bf16, length-grouped, logits only at completions; eager, or with compiled decoder
@@ -439,12 +449,9 @@ def bench_distill(name: str, cfg: BenchConfig, peaks: dict, device: str, tmp: Pa
         if mode == "shared":
             _sync(device)
             t0 = time.perf_counter()
-            shared = TeacherLogits.compute(teacher.model, examples, lm.tokenizer.pad_token_id)
+            shared = share_teacher_logits(teacher.model, examples, lm.tokenizer.pad_token_id)
             _sync(device)
             shared_s = time.perf_counter() - t0
-            for i, e in enumerate(examples):
-                e["index"] = i
-                del e["teacher_prompt_ids"]
         timer = _StepTimer(device)
         trainer = lora_trainer(lm, examples, steps, cfg.train_batch_size, cfg.dtype, tmp / f"distill-{mode}", [timer],
                                teacher=shared or teacher.model)

@@ -28,13 +28,12 @@ from transformers import TrainerCallback
 from traitbench.artifacts import Result
 from traitbench.config import RunConfig, RunName
 from traitbench.experiments.bench import (BatchCounter, load_model, lora_trainer, number_task_prompts, param_counts,
-                                          roofline, train_rows)
+                                          roofline, share_teacher_logits, train_rows)
 from traitbench.io import atomic_write_json
 from traitbench.lm import models
 from traitbench.lm.decode import decode
 from traitbench.manifest import git_info, library_versions
 from traitbench.student.data import build_sft_rows, tokenize_sft_rows
-from traitbench.student.distill import TeacherLogits
 from traitbench.teacher.trait import Trait
 
 CLASSES = ("base GEMMs", "adapter (LoRA A, B, scale, add)", "output head", "attention", "MLP activation", "norms",
@@ -240,10 +239,7 @@ def profile_training(name: str, part: str, cfg: ProfileConfig, peaks: dict, tmp:
     if part == "distill":
         source = load_model(name, cfg.dtype, "cpu", cfg.random_weights)
         teacher_examples(source, rows, Trait().teacher_prompt(), examples)
-        teacher = TeacherLogits.compute(source.model, examples, lm.tokenizer.pad_token_id)
-        for i, e in enumerate(examples):
-            e["index"] = i
-            del e["teacher_prompt_ids"]
+        teacher = share_teacher_logits(source.model, examples, lm.tokenizer.pad_token_id)
         del source
     recorder = _StepProfiler(cfg.warmup_steps, cfg.profiled_steps)
     trainer = lora_trainer(lm, examples, steps, cfg.train_batch_size, cfg.dtype, tmp / part, [recorder],
@@ -252,9 +248,8 @@ def profile_training(name: str, part: str, cfg: ProfileConfig, peaks: dict, tmp:
     trainer.data_collator = counter = BatchCounter(trainer.data_collator)
     trainer.train()
     body, head = param_counts(lm)
-    plain = cfg.warmup_steps + 1, cfg.warmup_steps + 1 + cfg.profiled_steps  # batches of the plain timed steps
-    tokens = sum(t for t, _ in counter.batches[plain[0] - 1: plain[1] - 1])
-    completions = sum(c for _, c in counter.batches[plain[0] - 1: plain[1] - 1])
+    plain = counter.batches[cfg.warmup_steps: cfg.warmup_steps + cfg.profiled_steps]  # the plain timed steps
+    tokens, completions = sum(t for t, _ in plain), sum(c for _, c in plain)
     dtype = "bfloat16" if trainer.args.bf16 else "float32"
     step = sum(recorder.plain) / len(recorder.plain)
     flop = 4 * (body * tokens + head * completions) / cfg.profiled_steps
