@@ -1,10 +1,12 @@
 """`traitbench bench` end to end on a tiny model: every section is measured and tabulated."""
 
 import json
+import platform
 
 import pytest
 
 from traitbench.experiments.bench import BenchConfig, bench_table, run_bench
+from traitbench.manifest import cpu_model
 
 
 def test_bench_tiny(tmp_path):
@@ -130,3 +132,11 @@ def test_llama_cpp_row_on_the_real_gguf():
     assert row["sampler"] == "llama.cpp" and row["dtype"] == "q4_1 GGUF"
     assert row["new_tokens_per_s"] * row["seconds"] == pytest.approx(2 * 5)  # fixed length: stop tokens banned
     assert row["total"]["flop_per_s"] > row["decode"]["flop_per_s"] > 0
+
+
+def test_cpu_model_names_the_cpu(tmp_path):
+    """Timings name the CPU model from /proc/cpuinfo (not the architecture), and fall back without the file."""
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9B14\nflags\t\t: avx2\n")
+    assert cpu_model(info) == "AMD EPYC 9B14"
+    assert cpu_model(tmp_path / "missing") == (platform.processor() or platform.machine())

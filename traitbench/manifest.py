@@ -43,18 +43,22 @@ def git_info() -> dict:
     return {"sha": sha or "unknown", "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
 
 
+def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU's model name (`cpuinfo`'s "model name", e.g. "AMD EPYC"); else what `platform` knows."""
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def hardware() -> dict:
     import torch  # heavy: the torch-free controls (gmm_collapse) write manifests too
 
     info = {"platform": platform.platform(), "machine": platform.machine(), "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available()}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                info["cpu"] = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+            "torch_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available(), "cpu": cpu_model()}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info

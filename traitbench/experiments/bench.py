@@ -15,7 +15,6 @@ fixed-length decoding, training and probes are measured there.
 from __future__ import annotations
 
 import functools
-import platform
 import random
 import time
 from pathlib import Path
@@ -36,7 +35,7 @@ from traitbench.lm.decode import common_prefix_len, decode, stop_token_ids
 from traitbench.lm.logprob import trait_logprob
 from traitbench.lm.render import add_special_tokens, render_prompt
 from traitbench.lm.sampling import hf_generate
-from traitbench.manifest import library_versions, git_info
+from traitbench.manifest import cpu_model, git_info, library_versions
 from traitbench.probes.questions import preference_questions
 from traitbench.lm.config import ALL_LINEAR
 from traitbench.student.config import StudentConfig
@@ -531,7 +530,7 @@ def run_bench(cfg: BenchConfig, out_dir: Path) -> dict:
 def _machine(device: str) -> str:
     if device.startswith("cuda"):
         return torch.cuda.get_device_name()
-    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    return f"{cpu_model()}, {torch.get_num_threads()} threads"
 
 
 def _floor(g: dict | None, share: str) -> str:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import platform
 import re
 import time
 from collections import Counter
@@ -38,6 +37,7 @@ from traitbench.cache import Stage
 from traitbench.artifacts import Result
 from traitbench.config import RunConfig, RunName
 from traitbench.errors import TraitbenchError
+from traitbench.manifest import cpu_model
 from traitbench.io import (atomic_write_json, atomic_write_jsonl, atomic_write_text, read_complete_jsonl, read_jsonl,
                            sha256_file, sha256_json)
 from traitbench.probes.judge import (ALIGNMENT_MAX, PROMPTS, YESNO_PROMPTS, Judge, JudgeConfig, judge_identity,
@@ -192,13 +192,7 @@ def machine() -> str:
 
     if torch.cuda.is_available():
         return f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}"
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    return f"{cpu_model()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
 
 
 def at_cut(rows: list[dict]) -> dict:

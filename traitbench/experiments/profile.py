@@ -15,7 +15,6 @@ little slower than a plain one; both times are given.
 
 from __future__ import annotations
 
-import platform
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -32,7 +31,7 @@ from traitbench.experiments.bench import (BatchCounter, load_model, lora_trainer
 from traitbench.io import atomic_write_json
 from traitbench.lm import models
 from traitbench.lm.decode import decode
-from traitbench.manifest import git_info, library_versions
+from traitbench.manifest import cpu_model, git_info, library_versions
 from traitbench.student.data import build_sft_rows, tokenize_sft_rows
 from traitbench.teacher.trait import Trait
 
@@ -297,7 +296,7 @@ def run(cfg: ProfileConfig, out: Path) -> Result:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     peaks = roofline("cpu", cfg.roofline_size)
-    result: dict = {"config": cfg.model_dump(), "machine": _cpu_model(), "threads": torch.get_num_threads(),
+    result: dict = {"config": cfg.model_dump(), "machine": cpu_model(), "threads": torch.get_num_threads(),
                     "roofline_flop_per_s": peaks, "versions": library_versions(), "git": git_info(), "parts": []}
     for name in cfg.models:
         for part in cfg.parts:
@@ -308,13 +307,6 @@ def run(cfg: ProfileConfig, out: Path) -> Result:
     text = profile_table(result)
     (out / "profile.md").write_text(text)
     return Result(out, text, [out / "profile.json", out / "profile.md"])
-
-
-def _cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def _cell(seconds: dict[str, float], cls: str) -> str:
