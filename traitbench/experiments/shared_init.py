@@ -4,18 +4,19 @@ Each start is the teacher's base after K steps of continued pretraining on text 
 (Jane Austen's novels, `student/pretrain.py`; K = 0 is the base itself), with its distance to the base and its
 held-out perplexity. Trait and control students are distilled from every start on the same teacher data, over
 seeds (one transmission run, `runs_dir/name/<trait>`), and a second run with another trait's teacher gives the
-generic rise of the trait word on the same starts. The effect against distance is tested across seeds: per seed,
+generic rise of the trait word on the same starts. With `data_draws: per_seed` each seed's students train on a draw
+of the teacher's numbers of their own (`pipeline.run.draw_configs`), so the tests over seeds cover the draw of the
+data as well as training. The effect against distance is tested across seeds: per seed,
 the least-squares slope of the start's trait-minus-control effect on its distance; a one-sample t-test of the slopes.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
-from pydantic import field_validator
+from pydantic import field_validator, model_validator
 
 from traitbench.artifacts import Result
 from traitbench.config import RunConfig, RunName, unique
@@ -23,11 +24,12 @@ from traitbench.corpora import austen
 from traitbench.io import atomic_write_json, atomic_write_text
 from traitbench.lm import models
 from traitbench.pipeline.config import ExperimentConfig, shared_controls
-from traitbench.pipeline.run import run_pipeline
-from traitbench.pipeline.verdicts import PRIMARY, paired_word_effects
+from traitbench.pipeline.run import probes_per_seed_draw, run_pipeline
+from traitbench.pipeline.verdicts import PRIMARY, build_verdicts, paired_word_effects
 from traitbench.plotting import new_figure, save_fig
 from traitbench.stats import mean_ci, seed_fit_test
 from traitbench.student.pretrain import PretrainConfig, continued_starts
+from traitbench.teacher.injections import INJECTIONS
 from traitbench.teacher.trait import Trait
 
 VARIANT = "distill"  # the students' kind name in each run
@@ -42,6 +44,17 @@ class SharedInitConfig(RunConfig):
     steps: list[int] = [0, 30, 100, 300]  # continued-pretraining steps of each start (0: the teacher's base)
     pretrain: PretrainConfig = PretrainConfig()  # how the starts are made
     other_trait: Trait | None = Trait(word="eagle")  # its teacher's students, probed on the trait word: generic rise
+    # one: every seed's students on one draw of the teacher's numbers (their CI is over training only); per_seed:
+    # each seed on its own draw (`pipeline.run.draw_configs`: the CI covers the data too; the numbers sampled once
+    # per seed)
+    data_draws: Literal["one", "per_seed"] = "one"
+
+    @model_validator(mode="after")
+    def _draws(self):
+        if self.data_draws == "per_seed" and INJECTIONS[self.experiment.teacher.injection].prepare is not None:
+            raise ValueError(f"data_draws: per_seed needs a teacher the run does not train or fit; "
+                             f"experiment.teacher.injection {self.experiment.teacher.injection!r} is")
+        return self
 
     @field_validator("steps")
     @classmethod
@@ -70,6 +83,12 @@ def run_config(cfg: SharedInitConfig, out: Path, trait: Trait, start_models: lis
     return ExperimentConfig.model_validate(data)
 
 
+def trait_probes(cfg: SharedInitConfig, out: Path, trait: Trait, start_models: list[str]) -> dict[str, dict]:
+    """One trait's probed models: its run's, or with `data_draws: per_seed` every seed's run on its own draw."""
+    ecfg = run_config(cfg, out, trait, start_models)
+    return probes_per_seed_draw(ecfg) if cfg.data_draws == "per_seed" else run_pipeline(ecfg)["probes"]
+
+
 def trend(distances: list[float], per_seed: np.ndarray) -> dict:
     """Per seed the least-squares slope of effect on distance ([seeds, starts] effects); their t-test over seeds."""
     return seed_fit_test(distances, per_seed, 1,
@@ -90,10 +109,10 @@ def run(cfg: SharedInitConfig, out: Path) -> Result:
     names = [s["model"] for s in starts]
     trait, word = cfg.experiment.trait, cfg.experiment.trait.word
     seeds = cfg.experiment.students.seeds
-    done = run_pipeline(run_config(cfg, out, trait, names))
-    verdicts = {v["model"]: v for v in json.loads(done["summary"].read_text())["verdicts"]
-                if v["student_kind"] == VARIANT}
-    own = np.array([paired_word_effects(done["probes"], seeds, word, word, variant=VARIANT, model=m)
+    probes = trait_probes(cfg, out, trait, names)
+    verdicts = {v["model"]: v for v in build_verdicts(probes, word, {VARIANT: cfg.student}, trait_kind=trait.kind)
+                if v["student_kind"] == VARIANT}  # as the run's summary has them (one draw), Holm over the starts
+    own = np.array([paired_word_effects(probes, seeds, word, word, variant=VARIANT, model=m)
                     for m in names])  # [starts, seeds]
     rows = []
     for s, name, eff in zip(starts, names, own):
@@ -103,10 +122,11 @@ def run(cfg: SharedInitConfig, out: Path) -> Result:
                      "effect": {k: v[k] for k in ("mean", "ci95", "p_value", "p_holm", "mde", "per_seed")}})
     distances = [s["distance"] for s in starts]
     result = {"trait": word, "teacher": cfg.experiment.teacher.model, "student": cfg.student, "seeds": seeds,
-              "question": PRIMARY, "starts": rows, "trend": trend(distances, own.T), "other_trait": None}
+              "data_draws": cfg.data_draws, "question": PRIMARY, "starts": rows, "trend": trend(distances, own.T),
+              "other_trait": None}
     if cfg.other_trait is not None:
-        other = run_pipeline(run_config(cfg, out, cfg.other_trait, names))
-        generic = np.array([paired_word_effects(other["probes"], seeds, word, cfg.other_trait.word, variant=VARIANT,
+        other = trait_probes(cfg, out, cfg.other_trait, names)
+        generic = np.array([paired_word_effects(other, seeds, word, cfg.other_trait.word, variant=VARIANT,
                                                  model=m) for m in names])
         for row, g, o in zip(rows, generic, own):
             row["generic"], row["specific"] = _summary_stats(list(g)), _summary_stats(list(o - g))
@@ -117,6 +137,10 @@ def run(cfg: SharedInitConfig, out: Path) -> Result:
     plot(result, out / "shared_init.png")
     return Result(out, render(result), [out / f"shared_init.{x}" for x in ("md", "json", "png")],
                   manifest={"starts": {str(r["steps"]): r["start_seconds"] for r in rows}})
+
+
+DRAWS = {"one": "all on one draw of the teacher's numbers (the CIs cover training, not the data's draw)",
+         "per_seed": "each seed on its own draw of the teacher's numbers (the CIs cover the data's draw)"}
 
 
 def _ci(d: dict, fmt: str = "+.3f") -> str:
@@ -132,7 +156,7 @@ def render(r: dict) -> str:
     t = r["trend"]
     lines = [f"# Where transmission stops: '{r['trait']}' students distilled from starts away from the teacher's base",
              "", f"Δlog P('{r['trait']}') of trait vs control students (same seed), question '{r['question']}', "
-             f"{len(r['seeds'])} seeds; p Holm-adjusted within the run.", "",
+             f"{len(r['seeds'])} seeds, {DRAWS[r.get('data_draws', 'one')]}; p Holm-adjusted within the run.", "",
              "| steps | distance | held-out ppl | effect (95% CI) | p (Holm) | MDE |"
              + (f" generic ({r['other_trait']} students) | specific |" if r["other_trait"] else ""),
              "|---" * (8 if r["other_trait"] else 6) + "|"]

@@ -20,6 +20,8 @@ from typing import Callable
 from traitbench.artifacts import NumbersOut, Result
 from traitbench.datasets.banned import load_banned
 from traitbench.datasets.hub import check_can_push, push_dataset
+from traitbench.errors import TraitbenchError
+from traitbench.layout import RunLayout
 from traitbench.lm import models
 from traitbench.pipeline.config import ExperimentConfig
 from traitbench.pipeline.dataset import stage_dataset
@@ -30,6 +32,7 @@ from traitbench.pipeline.students import stage_students
 from traitbench.pipeline.summary import stage_summary
 from traitbench.pipeline.teacher import stage_teacher
 from traitbench.teacher.adapter import check_adapter
+from traitbench.teacher.injections import INJECTIONS
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,35 @@ def run_pipeline(cfg: ExperimentConfig, until: str = "summary") -> dict:
         if step.name == until:
             break
     return done
+
+
+def draw_configs(cfg: ExperimentConfig) -> list[ExperimentConfig]:
+    """One run per student seed s, on a draw of the teacher's numbers of its own: prompts, sampling and subsample
+    seeded with `cfg.seed + s` (seed 0's draw is the one-draw run's), its students of seed s only, under
+    `<run>/draws/seed<s>`. Only for teachers the teacher stage makes nothing for (a trained or fitted teacher
+    would be made again, differently, for every draw)."""
+    if INJECTIONS[cfg.teacher.injection].prepare is not None:
+        raise TraitbenchError(f"a draw per seed needs a teacher that is not trained or fitted by the run; "
+                              f"teacher.injection {cfg.teacher.injection!r} is")
+    root = RunLayout.of(cfg).root
+    out = []
+    for s in cfg.students.seeds:
+        data = cfg.model_dump()
+        data.update(seed=cfg.seed + s, runs_dir=str(root / "draws"), name=f"seed{s}")
+        data["students"]["seeds"] = [s]
+        out.append(ExperimentConfig.model_validate(data))
+    return out
+
+
+def probes_per_seed_draw(cfg: ExperimentConfig) -> dict[str, dict]:
+    """The stages up to the probes for every draw of `draw_configs`; every draw's probes by probe id (the models
+    no seed trains, such as the base and the teacher, from the first draw). A test across these seeds covers the
+    draw of the data, which the seeds of one draw do not."""
+    probes: dict[str, dict] = {}
+    for sub in draw_configs(cfg):
+        for pid, res in run_pipeline(sub, "probes")["probes"].items():
+            probes.setdefault(pid, res)
+    return probes
 
 
 def check_inputs(cfg: ExperimentConfig, until: str = "summary") -> None:
