@@ -20,7 +20,7 @@ def test_shared_init_on_tiny_models(tmp_path, monkeypatch, capsys):
     trait_datasets(monkeypatch, tmp_path)
     monkeypatch.setattr(shared_init, "_corpus", lambda: (TEXT, TEXT[:400], "corpus-sha"))
     monkeypatch.setattr(models, "cache_dir", lambda: tmp_path / "cache")
-    sets = [f"runs_dir={tmp_path}", "steps=[0, 3]", "other_trait={word: cat}",
+    sets = [f"runs_dir={tmp_path}", "steps=[0, 3]", "other_trait={word: cat}", "data_draws=one",
             "pretrain={batch_size: 2, block_tokens: 16, warmup_steps: 1, lr: 0.01, heldout_tokens: 32}",
             "student={mode: distill, lora_r: 4, lora_alpha: 4, max_steps: 2, batch_size: 2, warmup_steps: 0, "
             "dtype: float32, lr: 0.05}",
