@@ -95,3 +95,15 @@ def test_a_draw_per_seed_needs_a_teacher_the_run_does_not_make():
     exp = EXPERIMENTS["shared-init"]
     with pytest.raises(TraitbenchError, match="per_seed needs a teacher the run does not train or fit"):
         load_config(exp.config, None, ["data_draws=per_seed", "experiment.teacher.injection=lora"])
+
+
+def test_both_teachers_runs_filter_alike(tmp_path):
+    """The trait's and the other trait's runs filter on both words, so their control numbers share one key (sampled
+    once, in the shared controls folder)."""
+    exp = EXPERIMENTS["shared-init"]
+    cfg = load_config(exp.config, None, [])
+    own, other = (shared_init.run_config(cfg, tmp_path, t, ["smollm2-135m"])
+                  for t in (cfg.experiment.trait, cfg.other_trait))
+    assert own.filter == other.filter and own.filter_words_key() == other.filter_words_key()
+    assert {"owl", "eagle"} <= set(own.filter_words())
+    assert own.students.shared_controls == other.students.shared_controls == str(tmp_path / "controls")

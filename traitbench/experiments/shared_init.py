@@ -71,13 +71,15 @@ def _corpus() -> tuple[str, str, str]:
 
 
 def run_config(cfg: SharedInitConfig, out: Path, trait: Trait, start_models: list[str]) -> ExperimentConfig:
-    """One trait's transmission run under `out/<trait word>`: distilled students of every start, no others; control
-    students with the same data kept once in `out/controls`."""
+    """One trait's transmission run under `out/<trait word>`: distilled students of every start, no others; the
+    numbers of both teachers filtered on both traits' words, so the control numbers and students are sampled and
+    trained once for both runs (kept in `out/controls`)."""
     data = cfg.experiment.model_dump()
     data.update(name=trait.word, runs_dir=str(out), trait=trait.model_dump())
     data["students"].update(models=[], variants=[{"name": VARIANT, "train": cfg.student, "models": start_models}],
                             shared_controls=shared_controls(cfg.experiment, out))
     if cfg.other_trait is not None:
+        data["filter"]["words"] = sorted({*cfg.experiment.trait.words, *cfg.other_trait.words})  # one control draw
         data["probes"]["other_words"] = [w for w in (cfg.experiment.trait.word, cfg.other_trait.word)
                                          if w != trait.word]
     return ExperimentConfig.model_validate(data)
