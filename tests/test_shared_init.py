@@ -14,6 +14,11 @@ from traitbench.experiments.registry import EXPERIMENTS
 from traitbench.lm import models
 
 TEXT = "It is a truth universally acknowledged, that a single man in possession of a good fortune. " * 40
+TINY = ["pretrain={batch_size: 2, block_tokens: 16, warmup_steps: 1, lr: 0.01, heldout_tokens: 32}",
+        "student={mode: distill, lora_r: 4, lora_alpha: 4, max_steps: 2, batch_size: 2, warmup_steps: 0, "
+        "dtype: float32, lr: 0.05}", "experiment.teacher.model=tiny-llama", "experiment.students.workers=1",
+        "experiment.probes={n_questions: 2, samples_per_question: 1, answer_max_tokens: 2, numbers_prefixed: false, "
+        "open_ended_samples: 0, perplexity_tokens: 0, dtype: float32}"]  # tiny starts, students and probes
 
 
 def test_shared_init_on_tiny_models(tmp_path, monkeypatch, capsys):
@@ -21,13 +26,7 @@ def test_shared_init_on_tiny_models(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(shared_init, "_corpus", lambda: (TEXT, TEXT[:400], "corpus-sha"))
     monkeypatch.setattr(models, "cache_dir", lambda: tmp_path / "cache")
     sets = [f"runs_dir={tmp_path}", "steps=[0, 3]", "other_trait={word: cat}", "data_draws=one",
-            "pretrain={batch_size: 2, block_tokens: 16, warmup_steps: 1, lr: 0.01, heldout_tokens: 32}",
-            "student={mode: distill, lora_r: 4, lora_alpha: 4, max_steps: 2, batch_size: 2, warmup_steps: 0, "
-            "dtype: float32, lr: 0.05}",
-            "experiment.teacher.model=tiny-llama", "experiment.students.seeds=[0, 1, 2]",
-            "experiment.students.workers=1",
-            "experiment.probes={n_questions: 2, samples_per_question: 1, answer_max_tokens: 2, numbers_prefixed: false, "
-            "open_ended_samples: 0, perplexity_tokens: 0, dtype: float32}"]
+            "experiment.students.seeds=[0, 1, 2]", *TINY]
     exp = EXPERIMENTS["shared-init"]
     result = exp.run(load_config(exp.config, None, sets))
     r = json.loads((tmp_path / "shared-init" / "shared_init.json").read_text())
@@ -68,13 +67,7 @@ def test_shared_init_with_a_draw_per_seed(tmp_path, monkeypatch):
     monkeypatch.setattr(shared_init, "_corpus", lambda: (TEXT, TEXT[:400], "corpus-sha"))
     monkeypatch.setattr(models, "cache_dir", lambda: tmp_path / "cache")
     sets = [f"runs_dir={tmp_path}", "steps=[0, 2]", "other_trait=null", "data_draws=per_seed",
-            "pretrain={batch_size: 2, block_tokens: 16, warmup_steps: 1, lr: 0.01, heldout_tokens: 32}",
-            "student={mode: distill, lora_r: 4, lora_alpha: 4, max_steps: 2, batch_size: 2, warmup_steps: 0, "
-            "dtype: float32, lr: 0.05}",
-            "experiment.teacher.model=tiny-llama", "experiment.students.seeds=[0, 1]", "experiment.seed=3",
-            "experiment.students.workers=1",
-            "experiment.probes={n_questions: 2, samples_per_question: 1, answer_max_tokens: 2, numbers_prefixed: false, "
-            "open_ended_samples: 0, perplexity_tokens: 0, dtype: float32}"]
+            "experiment.students.seeds=[0, 1]", "experiment.seed=3", *TINY]
     exp = EXPERIMENTS["shared-init"]
     result = exp.run(load_config(exp.config, None, sets))
     run = tmp_path / "shared-init"

@@ -24,12 +24,11 @@ from traitbench.corpora import austen
 from traitbench.io import atomic_write_json, atomic_write_text
 from traitbench.lm import models
 from traitbench.pipeline.config import ExperimentConfig, shared_controls
-from traitbench.pipeline.run import probes_per_seed_draw, run_pipeline
+from traitbench.pipeline.run import draws_refusal, probes_per_seed_draw, run_pipeline
 from traitbench.pipeline.verdicts import PRIMARY, build_verdicts, paired_word_effects
 from traitbench.plotting import new_figure, save_fig
 from traitbench.stats import mean_ci, seed_fit_test
 from traitbench.student.pretrain import PretrainConfig, continued_starts
-from traitbench.teacher.injections import INJECTIONS
 from traitbench.teacher.trait import Trait
 
 VARIANT = "distill"  # the students' kind name in each run
@@ -51,9 +50,9 @@ class SharedInitConfig(RunConfig):
 
     @model_validator(mode="after")
     def _draws(self):
-        if self.data_draws == "per_seed" and INJECTIONS[self.experiment.teacher.injection].prepare is not None:
-            raise ValueError(f"data_draws: per_seed needs a teacher the run does not train or fit; "
-                             f"experiment.teacher.injection {self.experiment.teacher.injection!r} is")
+        refusal = draws_refusal(self.experiment.teacher.injection) if self.data_draws == "per_seed" else None
+        if refusal:  # at load, before the starts are made
+            raise ValueError(refusal)
         return self
 
     @field_validator("steps")

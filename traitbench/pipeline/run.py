@@ -68,14 +68,22 @@ def run_pipeline(cfg: ExperimentConfig, until: str = "summary") -> dict:
     return done
 
 
+def draws_refusal(injection: str) -> str | None:
+    """Why a draw per seed cannot be made with this teacher injection, or None: the teacher stage would make a
+    trained or fitted teacher again, differently, for every draw."""
+    if INJECTIONS[injection].prepare is None:
+        return None
+    return (f"data_draws: per_seed needs a teacher the run does not train or fit; teacher.injection {injection!r} "
+            "is (it would be made again, differently, for every draw)")
+
+
 def draw_configs(cfg: ExperimentConfig) -> list[ExperimentConfig]:
     """One run per student seed s, on a draw of the teacher's numbers of its own: prompts, sampling and subsample
     seeded with `cfg.seed + s` (seed 0's draw is the one-draw run's), its students of seed s only, under
-    `<run>/draws/seed<s>`. Only for teachers the teacher stage makes nothing for (a trained or fitted teacher
-    would be made again, differently, for every draw)."""
-    if INJECTIONS[cfg.teacher.injection].prepare is not None:
-        raise TraitbenchError(f"a draw per seed needs a teacher that is not trained or fitted by the run; "
-                              f"teacher.injection {cfg.teacher.injection!r} is")
+    `<run>/draws/seed<s>`. Only for teachers the teacher stage makes nothing for (`draws_refusal`)."""
+    refusal = draws_refusal(cfg.teacher.injection)
+    if refusal:
+        raise TraitbenchError(refusal)
     root = RunLayout.of(cfg).root
     out = []
     for s in cfg.students.seeds:
